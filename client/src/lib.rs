@@ -1,0 +1,1 @@
+//! Shardline client library.

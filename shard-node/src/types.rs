@@ -1,0 +1,86 @@
+//! The openraft type configuration of a shard group and the commands its
+//! Raft log carries.
+//!
+//! A [`Command`] is what the KV service proposes; the state machine applies it
+//! and answers with a [`CommandResult`]. Writes from clients carry a
+//! [`Session`] so a retried write is applied once (see `store::dedup`).
+
+use std::io::Cursor;
+
+use serde::{Deserialize, Serialize};
+
+openraft::declare_raft_types!(
+    /// Raft types of a shard group: u64 node ids, `BasicNode { addr }` nodes,
+    /// in-memory snapshot bytes, tokio runtime.
+    pub TypeConfig:
+        D = Command,
+        R = CommandResult,
+        NodeId = u64,
+        Node = openraft::BasicNode,
+        Entry = openraft::Entry<TypeConfig>,
+        SnapshotData = Cursor<Vec<u8>>,
+        AsyncRuntime = openraft::TokioRuntime,
+);
+
+pub type NodeId = u64;
+pub type Raft = openraft::Raft<TypeConfig>;
+pub type LogId = openraft::LogId<NodeId>;
+pub type Vote = openraft::Vote<NodeId>;
+pub type Entry = openraft::Entry<TypeConfig>;
+pub type StoredMembership = openraft::StoredMembership<NodeId, openraft::BasicNode>;
+pub type SnapshotMeta = openraft::SnapshotMeta<NodeId, openraft::BasicNode>;
+pub type Snapshot = openraft::Snapshot<TypeConfig>;
+
+/// Identifies one client write for exactly-once application.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    /// 16 random bytes naming the client session.
+    pub client_id: [u8; 16],
+    /// Unique per write within the session.
+    pub seq: u64,
+    /// Every seq below this is acknowledged by the client: its result may be
+    /// forgotten and it will never be retried.
+    pub ack_below: u64,
+}
+
+/// One write in a `Batch`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BatchOp {
+    Put { key: Vec<u8>, value: Vec<u8> },
+    Delete { key: Vec<u8> },
+}
+
+/// The operation a log entry applies to the key space (user keys; the state
+/// machine maps them to storage keys by the group's partitioning mode).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Op {
+    Put { key: Vec<u8>, value: Vec<u8> },
+    Delete { key: Vec<u8> },
+    /// `expected: None` means "the key must not exist"; `new_value: None`
+    /// deletes on success.
+    CompareAndSwap { key: Vec<u8>, expected: Option<Vec<u8>>, new_value: Option<Vec<u8>> },
+    Batch { ops: Vec<BatchOp> },
+}
+
+/// A Raft log payload: an operation, optionally tied to a client session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Command {
+    pub session: Option<Session>,
+    pub op: Op,
+}
+
+/// What applying a [`Command`] produced. Stored in the dedup table so a
+/// retried write gets the original answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum CommandResult {
+    /// Entries that carry no command (blank, membership) answer this.
+    #[default]
+    None,
+    Put,
+    Delete { existed: bool },
+    CompareAndSwap { succeeded: bool, current: Option<Vec<u8>> },
+    Batch,
+    /// The write's seq is below the session's acknowledged floor: it was
+    /// applied earlier and its result has been forgotten.
+    DuplicateExpired { floor: u64 },
+}
