@@ -1,0 +1,65 @@
+//! Catch-up of a member that was down: from the log after a short outage,
+//! and by snapshot after the rest of the group compacted its log past the
+//! member's position.
+
+use std::time::Duration;
+
+use anyhow::{ensure, Result};
+use shardline_client::{AdminClient, ReadMode};
+use shardline_e2e::{quick_options, TestGroup};
+
+async fn write_range(client: &shardline_client::KvClient, from: u64, to: u64) -> Result<()> {
+    for i in from..to {
+        client.put(format!("k{i}"), format!("v{i}")).await?;
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follower_kept_down_past_compaction_catches_up_by_snapshot() -> Result<()> {
+    let mut group = TestGroup::start(3, &["--keep-logs", "0"])?;
+    let leader = group.wait_for_leader(Duration::from_secs(20)).await?;
+    let follower = group.members.iter().map(|m| m.id).find(|id| *id != leader).expect("a follower");
+    let client = group.client().await?;
+    write_range(&client, 0, 200).await?;
+    let before = group.status(leader).await?.last_applied;
+    group.wait_applied(follower, before, Duration::from_secs(20)).await?;
+
+    group.kill(follower);
+    write_range(&client, 200, 600).await?;
+    // Compact every running member so the follower's next entry is gone.
+    for m in group.members.iter().filter(|m| m.is_running()) {
+        let admin = AdminClient::connect(vec![m.addr.clone()], quick_options()).await?;
+        let idx = admin.compact().await?;
+        ensure!(idx > before, "member {} compacted to {idx}, not past {before}", m.id);
+    }
+    let leader_st = group.status(leader).await?;
+    ensure!(leader_st.purged_index > before, "leader purged only to {}", leader_st.purged_index);
+
+    group.restart(follower)?;
+    let st = group.wait_applied(follower, leader_st.last_applied, Duration::from_secs(30)).await?;
+    ensure!(st.snapshot_index > before, "follower caught up without a snapshot (snapshot index {})", st.snapshot_index);
+    ensure!(st.key_count == 600, "follower holds {} keys", st.key_count);
+    // Its own state serves the newest data.
+    let local = shardline_client::KvClient::connect(vec![group.addr(follower)], Default::default()).await?;
+    ensure!(local.get_with("k599", ReadMode::Stale).await? == Some(b"v599".to_vec()));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarted_member_recovers_from_its_directory() -> Result<()> {
+    let mut group = TestGroup::start(3, &[])?;
+    let leader = group.wait_for_leader(Duration::from_secs(20)).await?;
+    let client = group.client().await?;
+    write_range(&client, 0, 100).await?;
+
+    // Graceful stop of the leader: SIGTERM drains and exits cleanly.
+    ensure!(group.terminate(leader, Duration::from_secs(15))?, "leader exited with an error on SIGTERM");
+    write_range(&client, 100, 150).await?;
+    group.restart(leader)?;
+    let new_leader = group.wait_for_leader(Duration::from_secs(20)).await?;
+    let target = group.status(new_leader).await?.last_applied;
+    let st = group.wait_applied(leader, target, Duration::from_secs(20)).await?;
+    ensure!(st.key_count == 150, "restarted member holds {} keys", st.key_count);
+    Ok(())
+}

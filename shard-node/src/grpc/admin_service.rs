@@ -1,0 +1,147 @@
+//! The admin service: member status, membership changes (add as learner,
+//! catch up, promote; remove) and on-demand log compaction.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::{BasicNode, ChangeMembers};
+use shardline_proto::pb::admin_server::Admin;
+use shardline_proto::pb;
+use tonic::{Request, Response, Status};
+use tracing::{info, instrument};
+
+use crate::error::NodeError;
+use crate::raft_view::RaftView;
+use crate::store::KvReader;
+use crate::types::Raft;
+
+/// How long Compact waits for the snapshot to be built.
+const COMPACT_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub struct AdminService {
+    pub raft: Raft,
+    pub reader: KvReader,
+    pub group_id: u64,
+    pub address: String,
+}
+
+fn members_of(view: &RaftView) -> Vec<pb::Member> {
+    view.members
+        .iter()
+        .map(|m| pb::Member {
+            id: m.id,
+            address: m.address.clone(),
+            role: m.role.as_str().to_string(),
+            matched_index: m.matched_index,
+        })
+        .collect()
+}
+
+fn write_error(raft: &Raft, e: RaftError<u64, ClientWriteError<u64, BasicNode>>) -> NodeError {
+    match e {
+        RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => match f.leader_id {
+            Some(id) => NodeError::NotLeader { leader_id: Some(id), leader_addr: f.leader_node.map(|n| n.addr) },
+            None => NodeError::NoLeader { term: raft.metrics().borrow().current_term },
+        },
+        other => NodeError::Raft(other.to_string()),
+    }
+}
+
+impl AdminService {
+    fn view(&self) -> RaftView {
+        RaftView::from_metrics(&self.raft.metrics().borrow())
+    }
+}
+
+#[tonic::async_trait]
+impl Admin for AdminService {
+    async fn status(&self, _: Request<pb::StatusRequest>) -> Result<Response<pb::StatusResponse>, Status> {
+        let v = self.view();
+        let key_count = self.reader.key_count().map_err(NodeError::from)?;
+        Ok(Response::new(pb::StatusResponse {
+            node_id: v.id,
+            group_id: self.group_id,
+            address: self.address.clone(),
+            state: v.state_str().to_string(),
+            term: v.term,
+            leader_id: v.leader_id,
+            leader_addr: v.leader_addr.clone().unwrap_or_default(),
+            commit_index: v.commit_index,
+            last_applied: v.last_applied,
+            last_log_index: v.last_log_index,
+            snapshot_index: v.snapshot_index,
+            purged_index: v.purged_index,
+            members: members_of(&v),
+            partitioning: self.reader.partition_mode().to_string(),
+            key_count,
+        }))
+    }
+
+    #[instrument(skip_all, fields(node_id = request.get_ref().node_id, address = %request.get_ref().address))]
+    async fn add_member(&self, request: Request<pb::AddMemberRequest>) -> Result<Response<pb::MembershipResponse>, Status> {
+        let req = request.into_inner();
+        if req.node_id == 0 || req.address.is_empty() {
+            return Err(NodeError::InvalidArgument { field: "node_id/address", reason: "both are required".into() }.into());
+        }
+        let v = self.view();
+        if let Some(existing) = v.members.iter().find(|m| m.id == req.node_id) {
+            if existing.address != req.address {
+                return Err(NodeError::InvalidArgument {
+                    field: "node_id",
+                    reason: format!("node {} is already a member at {}", req.node_id, existing.address),
+                }
+                .into());
+            }
+        }
+        // Learner first (blocking: returns once it has caught up), then voter.
+        self.raft
+            .add_learner(req.node_id, BasicNode { addr: req.address.clone() }, true)
+            .await
+            .map_err(|e| write_error(&self.raft, e))?;
+        let voters: BTreeSet<u64> = [req.node_id].into();
+        self.raft
+            .change_membership(ChangeMembers::AddVoterIds(voters), false)
+            .await
+            .map_err(|e| write_error(&self.raft, e))?;
+        info!("member added as voter");
+        Ok(Response::new(pb::MembershipResponse { members: members_of(&self.view()) }))
+    }
+
+    #[instrument(skip_all, fields(node_id = request.get_ref().node_id))]
+    async fn remove_member(
+        &self,
+        request: Request<pb::RemoveMemberRequest>,
+    ) -> Result<Response<pb::MembershipResponse>, Status> {
+        let id = request.into_inner().node_id;
+        let v = self.view();
+        if !v.members.iter().any(|m| m.id == id) {
+            return Err(NodeError::InvalidArgument { field: "node_id", reason: format!("node {id} is not a member") }.into());
+        }
+        let ids: BTreeSet<u64> = [id].into();
+        let change = if v.members.iter().any(|m| m.id == id && m.role == crate::raft_view::Role::Learner) {
+            ChangeMembers::RemoveNodes(ids)
+        } else {
+            ChangeMembers::RemoveVoters(ids)
+        };
+        self.raft.change_membership(change, false).await.map_err(|e| write_error(&self.raft, e))?;
+        info!("member removed");
+        Ok(Response::new(pb::MembershipResponse { members: members_of(&self.view()) }))
+    }
+
+    #[instrument(skip_all)]
+    async fn compact(&self, _: Request<pb::CompactRequest>) -> Result<Response<pb::CompactResponse>, Status> {
+        let target = self.view().last_applied;
+        self.raft.trigger().snapshot().await.map_err(|e| NodeError::Raft(e.to_string()))?;
+        let m = self
+            .raft
+            .wait(Some(COMPACT_TIMEOUT))
+            .metrics(|m| m.snapshot.map(|s| s.index).unwrap_or(0) >= target, "snapshot covers applied index")
+            .await
+            .map_err(|e| NodeError::Raft(format!("waiting for snapshot: {e}")))?;
+        let snapshot_index = m.snapshot.map(|s| s.index).unwrap_or(0);
+        self.raft.trigger().purge_log(snapshot_index).await.map_err(|e| NodeError::Raft(e.to_string()))?;
+        info!(snapshot_index, "compacted");
+        Ok(Response::new(pb::CompactResponse { snapshot_index }))
+    }
+}

@@ -1,0 +1,102 @@
+//! Batched linearizable-read barriers (the Raft "read index" protocol).
+//!
+//! A linearizable read must observe every write acknowledged before it
+//! arrived. openraft's `ensure_linearizable` gives that by confirming
+//! leadership with a quorum and waiting until the state machine has applied
+//! the commit index. One such round per read costs a network round trip to
+//! the followers, so reads arriving together share one: a background task
+//! takes every read queued so far, runs one check, and releases them all.
+//! A read is only released by a check that *started after it was queued*, so
+//! batching never weakens the guarantee. A few checks may run at once so a
+//! slow round does not stall the next batch.
+
+use std::sync::Arc;
+
+use openraft::error::{CheckIsLeaderError, RaftError};
+use tokio::sync::{mpsc, oneshot, Semaphore};
+
+use crate::error::NodeError;
+use crate::types::{NodeId, Raft};
+
+/// Queued reads waiting for the next barrier.
+const QUEUE_DEPTH: usize = 65_536;
+/// Barrier rounds allowed in flight at once.
+const MAX_ROUNDS_IN_FLIGHT: usize = 4;
+
+/// Outcome of one barrier round, cheap to hand to every waiter.
+#[derive(Debug, Clone)]
+enum Outcome {
+    Ready,
+    NotLeader { leader_id: NodeId, leader_addr: Option<String> },
+    NoLeader { term: u64 },
+    Failed(String),
+}
+
+impl Outcome {
+    fn into_result(self) -> Result<(), NodeError> {
+        match self {
+            Outcome::Ready => Ok(()),
+            Outcome::NotLeader { leader_id, leader_addr } => {
+                Err(NodeError::NotLeader { leader_id: Some(leader_id), leader_addr })
+            }
+            Outcome::NoLeader { term } => Err(NodeError::NoLeader { term }),
+            Outcome::Failed(msg) => Err(NodeError::Raft(msg)),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct ReadIndex {
+    queue: mpsc::Sender<oneshot::Sender<Outcome>>,
+}
+
+impl ReadIndex {
+    /// Starts the batching task; it ends when every handle is dropped.
+    pub fn spawn(raft: Raft) -> Self {
+        let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
+        tokio::spawn(run_batches(raft, rx));
+        ReadIndex { queue: tx }
+    }
+
+    /// Returns once a read issued now may be served from the local state
+    /// machine linearizably.
+    pub async fn barrier(&self) -> Result<(), NodeError> {
+        let (tx, rx) = oneshot::channel();
+        self.queue.send(tx).await.map_err(|_| NodeError::ShuttingDown)?;
+        rx.await.map_err(|_| NodeError::ShuttingDown)?.into_result()
+    }
+}
+
+async fn run_batches(raft: Raft, mut rx: mpsc::Receiver<oneshot::Sender<Outcome>>) {
+    let rounds = Arc::new(Semaphore::new(MAX_ROUNDS_IN_FLIGHT));
+    while let Some(first) = rx.recv().await {
+        let Ok(permit) = rounds.clone().acquire_owned().await else { return };
+        // Everything queued by now joins this round.
+        let mut waiters = vec![first];
+        while let Ok(w) = rx.try_recv() {
+            waiters.push(w);
+        }
+        let raft = raft.clone();
+        tokio::spawn(async move {
+            let outcome = check(&raft).await;
+            for w in waiters {
+                let _ = w.send(outcome.clone());
+            }
+            drop(permit);
+        });
+    }
+}
+
+async fn check(raft: &Raft) -> Outcome {
+    match raft.ensure_linearizable().await {
+        Ok(_) => Outcome::Ready,
+        Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => match f.leader_id {
+            Some(leader_id) => Outcome::NotLeader { leader_id, leader_addr: f.leader_node.map(|n| n.addr) },
+            None => Outcome::NoLeader { term: raft.metrics().borrow().current_term },
+        },
+        Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(_))) => {
+            Outcome::NoLeader { term: raft.metrics().borrow().current_term }
+        }
+        Err(RaftError::Fatal(e)) => Outcome::Failed(e.to_string()),
+    }
+}
