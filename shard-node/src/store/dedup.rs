@@ -1,0 +1,93 @@
+//! The exactly-once session table: remembers the result of every client write
+//! that the client may still retry, so a retry is answered, not re-applied.
+//!
+//! Two tables, both part of the state machine (and of snapshots):
+//! - `dedup`: `client_id (16 bytes) ++ seq (u64 big-endian)` -> postcard(`CommandResult`);
+//!   big-endian seqs make one client's entries a contiguous, ordered run.
+//! - `dedup_floor`: `client_id` -> floor. Every seq below the floor was
+//!   acknowledged by the client (`Session::ack_below`): its result is forgotten
+//!   and a command still carrying it answers `DuplicateExpired { floor }`.
+
+use redb::{ReadableTable, Table};
+
+use super::codec::{decode, encode};
+use super::error::StoreError;
+use crate::types::{CommandResult, Session};
+
+/// Length of a dedup key: client id then big-endian seq.
+pub(crate) const DEDUP_KEY_LEN: usize = 16 + 8;
+/// Length of a dedup floor key: the client id.
+pub(crate) const CLIENT_ID_LEN: usize = 16;
+
+/// What the session table says about a command before it is applied.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// Never seen: apply it, then [`record`] the result.
+    Fresh,
+    /// Applied before: answer the stored result without applying again.
+    Replay(CommandResult),
+    /// Below the client's floor: applied before, result forgotten.
+    Expired { floor: u64 },
+}
+
+/// The two session tables, open in the apply transaction.
+pub(crate) struct DedupTables<'txn> {
+    pub results: Table<'txn, &'static [u8], &'static [u8]>,
+    pub floors: Table<'txn, &'static [u8], u64>,
+}
+
+/// The dedup key of `(client_id, seq)`.
+pub(crate) fn dedup_key(client_id: &[u8; 16], seq: u64) -> [u8; DEDUP_KEY_LEN] {
+    let mut key = [0u8; DEDUP_KEY_LEN];
+    key[..CLIENT_ID_LEN].copy_from_slice(client_id);
+    key[CLIENT_ID_LEN..].copy_from_slice(&seq.to_be_bytes());
+    key
+}
+
+impl DedupTables<'_> {
+    /// Looks `session` up without changing anything.
+    pub(crate) fn check(&self, session: &Session) -> Result<Verdict, StoreError> {
+        let key = dedup_key(&session.client_id, session.seq);
+        if let Some(stored) = self.results.get(key.as_slice())? {
+            return Ok(Verdict::Replay(decode("dedup result", stored.value())?));
+        }
+        let floor = self.floor(&session.client_id)?;
+        if session.seq < floor {
+            return Ok(Verdict::Expired { floor });
+        }
+        Ok(Verdict::Fresh)
+    }
+
+    /// Stores the result of a freshly applied command, then raises the
+    /// client's floor to `ack_below` (never lowers it) and forgets every
+    /// result below the new floor.
+    pub(crate) fn record(
+        &mut self,
+        session: &Session,
+        result: &CommandResult,
+    ) -> Result<(), StoreError> {
+        let key = dedup_key(&session.client_id, session.seq);
+        let bytes = encode("dedup result", result)?;
+        self.results.insert(key.as_slice(), bytes.as_slice())?;
+
+        let floor = self.floor(&session.client_id)?;
+        if session.ack_below <= floor {
+            return Ok(());
+        }
+        self.floors
+            .insert(session.client_id.as_slice(), session.ack_below)?;
+        let low = dedup_key(&session.client_id, 0);
+        let high = dedup_key(&session.client_id, session.ack_below);
+        self.results
+            .retain_in::<&[u8], _>(low.as_slice()..high.as_slice(), |_, _| false)?;
+        Ok(())
+    }
+
+    fn floor(&self, client_id: &[u8; 16]) -> Result<u64, StoreError> {
+        Ok(self
+            .floors
+            .get(client_id.as_slice())?
+            .map(|g| g.value())
+            .unwrap_or(0))
+    }
+}

@@ -1,0 +1,143 @@
+//! The storage layer of a shard node: the Raft log, the replicated state
+//! machine, range metadata and the client dedup table, all in ONE redb file.
+//!
+//! [`open`] returns three handles on the same [`redb::Database`]:
+//! - [`LogStore`]: openraft's `RaftLogStorage` (log entries, vote, committed
+//!   and last purged log ids);
+//! - [`StateMachineStore`]: openraft's `RaftStateMachine` (applies commands,
+//!   builds and installs snapshots);
+//! - [`KvReader`]: cheap, cloneable reads of applied data for the KV service.
+//!
+//! # Layout
+//! - `tables`: the redb table definitions and typed record helpers.
+//! - `codec`: postcard encode/decode with [`StoreError::Codec`] on bad bytes.
+//! - [`error`]: [`StoreError`] and its conversion into openraft errors.
+//! - `log_store`: [`LogStore`].
+//! - `state_machine`: [`StateMachineStore`] and the apply path.
+//! - `dedup`: the exactly-once session table.
+//! - `snapshot`: snapshot payload, build ([`SnapshotBuilder`]) and install.
+//! - `reader`: [`KvReader`].
+//!
+//! # Durability
+//! Log appends, truncation, purge, vote, snapshot build/install and store
+//! creation commit with [`redb::Durability::Immediate`] (fsync before
+//! `commit` returns). The apply transaction and `save_committed` use
+//! [`redb::Durability::None`]; why that is crash-safe is explained on
+//! `state_machine::apply_entries`.
+
+pub mod error;
+
+mod codec;
+mod dedup;
+mod log_store;
+mod reader;
+mod snapshot;
+mod state_machine;
+mod tables;
+
+#[cfg(test)]
+mod suite_test;
+#[cfg(test)]
+mod tests;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use redb::Database;
+use shardline_proto::keyspace::{KeyRange, PartitionMode};
+
+pub use error::StoreError;
+pub use log_store::LogStore;
+pub use reader::{KvReader, ScanPage};
+pub use snapshot::SnapshotBuilder;
+pub use state_machine::StateMachineStore;
+
+use tables::{get_record, put_record};
+
+/// The three handles on one node's store.
+pub struct OpenedStore {
+    pub log: LogStore,
+    pub sm: StateMachineStore,
+    pub reader: KvReader,
+}
+
+/// Opens or creates the store. On first creation records group_id and mode and one range
+/// covering the whole key space: `KeyRange::full(1, group_id)`. If the file exists with a different
+/// group_id or mode, returns [`StoreError::Mismatch`] (never silently reuse another group's data).
+pub fn open(path: &Path, group_id: u64, mode: PartitionMode) -> Result<OpenedStore, StoreError> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|source| StoreError::Io {
+            path: parent.to_path_buf(),
+            source,
+        })?;
+    }
+    let db = Arc::new(Database::create(path)?);
+    init(&db, group_id, mode)?;
+    Ok(OpenedStore {
+        log: LogStore::new(db.clone()),
+        sm: StateMachineStore::new(db.clone(), group_id, mode),
+        reader: KvReader::new(db, mode),
+    })
+}
+
+/// Creates every table and records the store's identity, or checks it.
+fn init(db: &Database, group_id: u64, mode: PartitionMode) -> Result<(), StoreError> {
+    let txn = db.begin_write()?;
+    {
+        txn.open_table(tables::LOG)?;
+        txn.open_table(tables::RAFT_META)?;
+        txn.open_table(tables::KV)?;
+        txn.open_table(tables::DEDUP)?;
+        txn.open_table(tables::DEDUP_FLOOR)?;
+        txn.open_table(tables::SNAPSHOT)?;
+        let mut ranges = txn.open_table(tables::RANGES)?;
+        let mut meta = txn.open_table(tables::SM_META)?;
+        let found_group: Option<u64> = get_record(&meta, tables::GROUP_ID)?;
+        let found_mode: Option<PartitionMode> = get_record(&meta, tables::MODE)?;
+        match (found_group, found_mode) {
+            (None, None) => {
+                put_record(&mut meta, tables::GROUP_ID, &group_id)?;
+                put_record(&mut meta, tables::MODE, &mode)?;
+                let range = KeyRange::full(1, group_id);
+                let bytes = codec::encode("range", &range)?;
+                ranges.insert(range.id, bytes.as_slice())?;
+                tracing::info!(group_id, %mode, "created shard store");
+            }
+            (Some(found_group), Some(found_mode)) => {
+                check("group_id", group_id, found_group)?;
+                check("mode", mode, found_mode)?;
+                tracing::info!(group_id, %mode, "opened shard store");
+            }
+            (None, Some(_)) => {
+                return Err(StoreError::Missing {
+                    table: "sm_meta",
+                    key: tables::GROUP_ID,
+                })
+            }
+            (Some(_), None) => {
+                return Err(StoreError::Missing {
+                    table: "sm_meta",
+                    key: tables::MODE,
+                })
+            }
+        }
+    }
+    txn.commit()?;
+    Ok(())
+}
+
+/// `Mismatch` unless `expected == found`.
+pub(crate) fn check<T: PartialEq + std::fmt::Display>(
+    field: &'static str,
+    expected: T,
+    found: T,
+) -> Result<(), StoreError> {
+    if expected == found {
+        return Ok(());
+    }
+    Err(StoreError::Mismatch {
+        field,
+        expected: expected.to_string(),
+        found: found.to_string(),
+    })
+}

@@ -1,0 +1,132 @@
+//! [`KvReader`]: reads of the applied state for the KV and admin services.
+//!
+//! Each call runs in its own redb read transaction (MVCC: never blocks and is
+//! never blocked by the apply path) and sees a consistent state as of some
+//! applied log index. Linearizability is the caller's job (read index / lease
+//! before reading here).
+
+use std::collections::BinaryHeap;
+use std::ops::Bound;
+use std::sync::Arc;
+
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
+use shardline_proto::keyspace::{KeyRange, PartitionMode};
+
+use super::codec::decode;
+use super::error::StoreError;
+use super::tables::{self, get_record};
+use crate::types::LogId;
+
+/// A cloneable read handle on one node's applied key space.
+#[derive(Clone)]
+pub struct KvReader {
+    db: Arc<Database>,
+    /// Maps user keys to storage keys.
+    mode: PartitionMode,
+}
+
+/// Scan output: pairs in user-key order and whether more exist past the limit.
+pub type ScanPage = (Vec<(Vec<u8>, Vec<u8>)>, bool);
+
+impl KvReader {
+    pub(crate) fn new(db: Arc<Database>, mode: PartitionMode) -> Self {
+        KvReader { db, mode }
+    }
+
+    /// The value of user key `key`.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let kv = txn.open_table(tables::KV)?;
+        let storage_key = self.mode.storage_key(key);
+        Ok(kv.get(storage_key.as_slice())?.map(|g| g.value().to_vec()))
+    }
+
+    /// Pairs with `start <= key < end` in ascending USER-key order (empty
+    /// `end` = unbounded), at most `limit`; the bool is true when more pairs
+    /// exist beyond the limit.
+    ///
+    /// Range mode walks storage keys (= user keys) in order: O(limit). Hash
+    /// mode stores pairs in hash order, so it reads every pair of the group
+    /// — O(n) time — keeping only the `limit + 1` smallest matches in a heap
+    /// (O(limit) memory), then sorts them.
+    pub fn scan(&self, start: &[u8], end: &[u8], limit: usize) -> Result<ScanPage, StoreError> {
+        if !end.is_empty() && start >= end {
+            return Ok((Vec::new(), false));
+        }
+        let txn = self.db.begin_read()?;
+        let kv = txn.open_table(tables::KV)?;
+        let in_range = |key: &[u8]| key >= start && (end.is_empty() || key < end);
+
+        if self.mode.is_ordered() {
+            let upper = if end.is_empty() {
+                Bound::Unbounded
+            } else {
+                Bound::Excluded(end)
+            };
+            let mut out = Vec::new();
+            for item in kv.range::<&[u8]>((Bound::Included(start), upper))? {
+                let (k, v) = item?;
+                if out.len() == limit {
+                    return Ok((out, true));
+                }
+                out.push((self.mode.user_key(k.value()).to_vec(), v.value().to_vec()));
+            }
+            return Ok((out, false));
+        }
+
+        // Max-heap of the `limit + 1` smallest matching user keys seen so far.
+        let keep = limit.saturating_add(1);
+        let mut heap: BinaryHeap<(Vec<u8>, Vec<u8>)> = BinaryHeap::new();
+        for item in kv.iter()? {
+            let (k, v) = item?;
+            let user_key = self.mode.user_key(k.value());
+            if !in_range(user_key) {
+                continue;
+            }
+            if heap.len() == keep
+                && heap
+                    .peek()
+                    .is_some_and(|(max, _)| user_key >= max.as_slice())
+            {
+                continue;
+            }
+            heap.push((user_key.to_vec(), v.value().to_vec()));
+            if heap.len() > keep {
+                heap.pop();
+            }
+        }
+        let mut out = heap.into_sorted_vec();
+        let more = out.len() > limit;
+        out.truncate(limit);
+        Ok((out, more))
+    }
+
+    /// Number of pairs the group holds.
+    pub fn key_count(&self) -> Result<u64, StoreError> {
+        let txn = self.db.begin_read()?;
+        Ok(txn.open_table(tables::KV)?.len()?)
+    }
+
+    /// The group's ranges, by id.
+    pub fn ranges(&self) -> Result<Vec<KeyRange>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(tables::RANGES)?;
+        let mut out = Vec::new();
+        for item in table.iter()? {
+            let (_, value) = item?;
+            out.push(decode("range", value.value())?);
+        }
+        Ok(out)
+    }
+
+    pub fn partition_mode(&self) -> PartitionMode {
+        self.mode
+    }
+
+    /// The last log id applied to the state machine.
+    pub fn last_applied(&self) -> Result<Option<LogId>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let meta = txn.open_table(tables::SM_META)?;
+        get_record(&meta, tables::LAST_APPLIED)
+    }
+}

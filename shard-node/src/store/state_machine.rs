@@ -1,0 +1,251 @@
+//! [`StateMachineStore`]: openraft's state machine over the redb `kv`,
+//! `ranges`, `dedup*` and `sm_meta` tables, and the apply path.
+//!
+//! All entries of one `apply()` call are applied in ONE write transaction;
+//! batching is what turns the per-commit cost into throughput. Snapshots are
+//! in [`super::snapshot`].
+
+use std::io::Cursor;
+use std::sync::Arc;
+
+use openraft::storage::RaftStateMachine;
+use openraft::{EntryPayload, OptionalSend, StorageError};
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, Table};
+use shardline_proto::keyspace::PartitionMode;
+
+use super::dedup::{DedupTables, Verdict};
+use super::error::StoreError;
+use super::snapshot::{self, SnapshotBuilder};
+use super::tables::{self, get_record, put_record};
+use crate::types::{
+    BatchOp, Command, CommandResult, Entry, LogId, NodeId, Op, Snapshot, SnapshotMeta,
+    StoredMembership, TypeConfig,
+};
+
+/// The replicated state machine of one node.
+pub struct StateMachineStore {
+    db: Arc<Database>,
+    /// Checked against incoming snapshots: never install another group's data.
+    group_id: u64,
+    /// Maps user keys to storage keys.
+    mode: PartitionMode,
+}
+
+impl StateMachineStore {
+    pub(crate) fn new(db: Arc<Database>, group_id: u64, mode: PartitionMode) -> Self {
+        StateMachineStore { db, group_id, mode }
+    }
+}
+
+/// Reads last applied log id and last membership from `sm_meta`.
+pub(crate) fn read_applied_state<R>(
+    meta: &R,
+) -> Result<(Option<LogId>, StoredMembership), StoreError>
+where
+    R: ReadableTable<&'static str, &'static [u8]>,
+{
+    let last_applied = get_record(meta, tables::LAST_APPLIED)?;
+    let membership = get_record(meta, tables::LAST_MEMBERSHIP)?.unwrap_or_default();
+    Ok((last_applied, membership))
+}
+
+/// Applies `entries` in one write transaction and returns one result per entry.
+///
+/// The transaction commits with [`Durability::None`]: no fsync. This is
+/// crash-safe because
+/// 1. redb commits are totally ordered and a `Durability::None` commit is made
+///    durable by the next `Durability::Immediate` commit; after a crash the
+///    file holds exactly the state of some durable commit, so the state
+///    machine (data, dedup, `last_applied`) is always a consistent prefix of
+///    the applied log — never half a batch;
+/// 2. every entry applied here is committed, hence durable in this node's log
+///    (appends are fsynced) and in a quorum's; openraft reads `last_applied`
+///    and `read_committed` at startup and re-applies `(last_applied,
+///    committed]` from the log, and apply is deterministic (dedup included),
+///    so re-applying yields the same state and the same answers;
+/// 3. those entries are still in the log: a purge only follows a snapshot, and
+///    both the snapshot write and the purge are `Immediate` commits made after
+///    the entries up to the purge point were applied, which makes those
+///    applies durable first. Installing a snapshot is `Immediate` as well.
+pub(crate) fn apply_entries(
+    db: &Database,
+    mode: PartitionMode,
+    entries: Vec<Entry>,
+) -> Result<Vec<CommandResult>, StoreError> {
+    let mut txn = db.begin_write()?;
+    txn.set_durability(Durability::None)?;
+    let mut results = Vec::with_capacity(entries.len());
+    {
+        let mut kv = txn.open_table(tables::KV)?;
+        let mut dedup = DedupTables {
+            results: txn.open_table(tables::DEDUP)?,
+            floors: txn.open_table(tables::DEDUP_FLOOR)?,
+        };
+        let mut last_applied = None;
+        let mut membership = None;
+        for entry in entries {
+            last_applied = Some(entry.log_id);
+            let result = match entry.payload {
+                EntryPayload::Blank => CommandResult::None,
+                EntryPayload::Normal(command) => apply_command(&mut kv, &mut dedup, mode, command)?,
+                EntryPayload::Membership(m) => {
+                    membership = Some(StoredMembership::new(Some(entry.log_id), m));
+                    CommandResult::None
+                }
+            };
+            results.push(result);
+        }
+        let mut meta = txn.open_table(tables::SM_META)?;
+        if let Some(last) = last_applied {
+            put_record(&mut meta, tables::LAST_APPLIED, &last)?;
+        }
+        if let Some(m) = membership {
+            put_record(&mut meta, tables::LAST_MEMBERSHIP, &m)?;
+        }
+    }
+    txn.commit()?;
+    Ok(results)
+}
+
+/// Applies one command, consulting and updating the session table.
+fn apply_command(
+    kv: &mut Table<&'static [u8], &'static [u8]>,
+    dedup: &mut DedupTables<'_>,
+    mode: PartitionMode,
+    command: Command,
+) -> Result<CommandResult, StoreError> {
+    let Some(session) = command.session else {
+        return apply_op(kv, mode, command.op);
+    };
+    match dedup.check(&session)? {
+        Verdict::Fresh => {
+            let result = apply_op(kv, mode, command.op)?;
+            dedup.record(&session, &result)?;
+            Ok(result)
+        }
+        Verdict::Replay(result) => {
+            tracing::debug!(
+                seq = session.seq,
+                "duplicate write answered from the session table"
+            );
+            Ok(result)
+        }
+        Verdict::Expired { floor } => Ok(CommandResult::DuplicateExpired { floor }),
+    }
+}
+
+/// Applies one operation to the data table (user keys -> storage keys).
+fn apply_op(
+    kv: &mut Table<&'static [u8], &'static [u8]>,
+    mode: PartitionMode,
+    op: Op,
+) -> Result<CommandResult, StoreError> {
+    match op {
+        Op::Put { key, value } => {
+            kv.insert(mode.storage_key(&key).as_slice(), value.as_slice())?;
+            Ok(CommandResult::Put)
+        }
+        Op::Delete { key } => {
+            let existed = kv.remove(mode.storage_key(&key).as_slice())?.is_some();
+            Ok(CommandResult::Delete { existed })
+        }
+        Op::CompareAndSwap {
+            key,
+            expected,
+            new_value,
+        } => {
+            let storage_key = mode.storage_key(&key);
+            let current = kv.get(storage_key.as_slice())?.map(|g| g.value().to_vec());
+            let succeeded = current == expected;
+            if succeeded {
+                match new_value {
+                    Some(value) => {
+                        kv.insert(storage_key.as_slice(), value.as_slice())?;
+                    }
+                    None => {
+                        kv.remove(storage_key.as_slice())?;
+                    }
+                }
+            }
+            Ok(CommandResult::CompareAndSwap { succeeded, current })
+        }
+        Op::Batch { ops } => {
+            for op in ops {
+                match op {
+                    BatchOp::Put { key, value } => {
+                        kv.insert(mode.storage_key(&key).as_slice(), value.as_slice())?;
+                    }
+                    BatchOp::Delete { key } => {
+                        kv.remove(mode.storage_key(&key).as_slice())?;
+                    }
+                }
+            }
+            Ok(CommandResult::Batch)
+        }
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachineStore {
+    type SnapshotBuilder = SnapshotBuilder;
+
+    async fn applied_state(
+        &mut self,
+    ) -> Result<(Option<LogId>, StoredMembership), StorageError<NodeId>> {
+        let read = || {
+            let txn = self.db.begin_read()?;
+            let meta = txn.open_table(tables::SM_META)?;
+            read_applied_state(&meta)
+        };
+        read().map_err(StoreError::read_sm)
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<CommandResult>, StorageError<NodeId>>
+    where
+        I: IntoIterator<Item = Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let entries: Vec<Entry> = entries.into_iter().collect();
+        if entries.is_empty() {
+            return Ok(Vec::new());
+        }
+        let count = entries.len();
+        let db = self.db.clone();
+        let mode = self.mode;
+        let results = tokio::task::spawn_blocking(move || apply_entries(&db, mode, entries))
+            .await
+            .map_err(StoreError::from)
+            .and_then(|r| r)
+            .map_err(StoreError::write_sm)?;
+        tracing::trace!(count, "applied entries");
+        Ok(results)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        SnapshotBuilder::new(self.db.clone(), self.group_id, self.mode)
+    }
+
+    async fn begin_receiving_snapshot(
+        &mut self,
+    ) -> Result<Box<Cursor<Vec<u8>>>, StorageError<NodeId>> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), StorageError<NodeId>> {
+        let db = self.db.clone();
+        let (group_id, mode, meta) = (self.group_id, self.mode, meta.clone());
+        let bytes = snapshot.into_inner();
+        tokio::task::spawn_blocking(move || snapshot::install(&db, group_id, mode, &meta, bytes))
+            .await
+            .map_err(StoreError::from)
+            .and_then(|r| r)
+            .map_err(StoreError::write_snapshot)
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, StorageError<NodeId>> {
+        snapshot::current(&self.db).map_err(StoreError::read_snapshot)
+    }
+}
