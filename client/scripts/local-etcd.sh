@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Starts or stops a 3-member etcd cluster on loopback, for comparing
+# `shardline bench --target etcd` with a Shardline playground on the same
+# machine (Debian: `apt-get install etcd-server`).
+#
+#   client/scripts/local-etcd.sh start [DATA_ROOT]   # default /tmp/shardline-etcd
+#   client/scripts/local-etcd.sh stop  [DATA_ROOT]
+#
+# Members listen for clients on 127.0.0.1:2379, :22379, :32379 (peers on
+# 2380, 22380, 32380); data lives under DATA_ROOT on the same disk as the
+# playground's, with etcd's default durability (fsync on every commit).
+# Endpoints for the bench: 127.0.0.1:2379,127.0.0.1:22379,127.0.0.1:32379
+set -euo pipefail
+cmd=${1:-start}
+root=${2:-/tmp/shardline-etcd}
+cluster="e1=http://127.0.0.1:2380,e2=http://127.0.0.1:22380,e3=http://127.0.0.1:32380"
+
+case "$cmd" in
+start)
+  command -v etcd >/dev/null || { echo "etcd not found: apt-get install etcd-server" >&2; exit 1; }
+  mkdir -p "$root"
+  for i in 1 2 3; do
+    case $i in 1) c=2379 p=2380 ;; 2) c=22379 p=22380 ;; 3) c=32379 p=32380 ;; esac
+    ETCD_UNSUPPORTED_ARCH=${ETCD_UNSUPPORTED_ARCH:-} nohup etcd --name "e$i" \
+      --data-dir "$root/e$i" \
+      --listen-client-urls "http://127.0.0.1:$c" --advertise-client-urls "http://127.0.0.1:$c" \
+      --listen-peer-urls "http://127.0.0.1:$p" --initial-advertise-peer-urls "http://127.0.0.1:$p" \
+      --initial-cluster "$cluster" --initial-cluster-state new --initial-cluster-token shardline-bench \
+      --log-level warn >"$root/e$i.log" 2>&1 &
+    echo $! >"$root/e$i.pid"
+  done
+  for _ in $(seq 1 100); do
+    if ETCDCTL_API=3 etcdctl --endpoints=127.0.0.1:2379,127.0.0.1:22379,127.0.0.1:32379 endpoint health >/dev/null 2>&1; then
+      echo "etcd up: 127.0.0.1:2379,127.0.0.1:22379,127.0.0.1:32379 (data in $root)"
+      exit 0
+    fi
+    sleep 0.2
+  done
+  echo "etcd did not become healthy; logs in $root" >&2
+  exit 1
+  ;;
+stop)
+  for i in 1 2 3; do
+    if [ -f "$root/e$i.pid" ]; then
+      kill "$(cat "$root/e$i.pid")" 2>/dev/null || true
+      rm -f "$root/e$i.pid"
+    fi
+  done
+  echo "etcd stopped (data left in $root)"
+  ;;
+*)
+  echo "usage: $0 start|stop [DATA_ROOT]" >&2
+  exit 2
+  ;;
+esac

@@ -1,0 +1,161 @@
+//! What a playground runs: a [`PlaygroundSpec`] is a list of processes, each
+//! with its command line, addresses, data directory and log file, plus the
+//! groups they form.
+//!
+//! Today it holds one group of shard-node members; controllers and more
+//! groups are further [`ProcessSpec`]s (a new [`ProcessKind`]) and
+//! [`GroupSpec`]s, without touching the supervisor.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Everything a playground starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlaygroundSpec {
+    /// Root of all per-process data directories and logs.
+    pub data_dir: PathBuf,
+    pub processes: Vec<ProcessSpec>,
+    pub groups: Vec<GroupSpec>,
+}
+
+/// What a process is, for messages and readiness checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProcessKind {
+    /// One member of a shard group.
+    ShardNode { group_id: u64, node_id: u64 },
+}
+
+/// One child process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessSpec {
+    /// Short unique name, e.g. `g1-node-2`; names the log file too.
+    pub name: String,
+    pub kind: ProcessKind,
+    pub program: PathBuf,
+    pub args: Vec<String>,
+    /// gRPC address (what clients and peers use).
+    pub grpc_addr: SocketAddr,
+    /// HTTP address (metrics, health).
+    pub http_addr: SocketAddr,
+    /// Where the process writes its stdout and stderr.
+    pub log_path: PathBuf,
+}
+
+/// One shard group of the playground.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupSpec {
+    pub id: u64,
+    /// Members' gRPC addresses, in node-id order.
+    pub members: Vec<SocketAddr>,
+}
+
+/// Inputs of [`PlaygroundSpec::single_group`].
+#[derive(Debug, Clone)]
+pub struct SingleGroup<'a> {
+    pub node_bin: &'a Path,
+    pub data_dir: &'a Path,
+    /// gRPC port of node 1; node n uses `base_port + n - 1`, and HTTP ports
+    /// are the gRPC ports + 100.
+    pub base_port: u16,
+    pub members: u16,
+    pub partitioning: Option<&'a str>,
+}
+
+/// Offset between a process's gRPC and HTTP ports.
+pub const HTTP_PORT_OFFSET: u16 = 100;
+
+impl PlaygroundSpec {
+    /// One group (id 1) of `members` shard-node processes on loopback.
+    pub fn single_group(o: &SingleGroup<'_>) -> Result<Self, String> {
+        let group_id = 1;
+        let last = u32::from(o.base_port) + u32::from(o.members) - 1 + u32::from(HTTP_PORT_OFFSET);
+        if o.members == 0 || last > u32::from(u16::MAX) {
+            return Err(format!("ports {}..={last} do not fit", o.base_port));
+        }
+        let addr = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
+        let ids: Vec<u64> = (1..=u64::from(o.members)).collect();
+        let grpc: Vec<SocketAddr> = ids.iter().map(|&id| addr(o.base_port + id as u16 - 1)).collect();
+        let peers = ids.iter().zip(&grpc).map(|(id, a)| format!("{id}={a}")).collect::<Vec<_>>().join(",");
+        let processes = ids
+            .iter()
+            .zip(&grpc)
+            .map(|(&node_id, &grpc_addr)| {
+                let name = format!("g{group_id}-node-{node_id}");
+                let http_addr = addr(grpc_addr.port() + HTTP_PORT_OFFSET);
+                let mut args = vec![
+                    "--node-id".to_string(),
+                    node_id.to_string(),
+                    "--group-id".into(),
+                    group_id.to_string(),
+                    "--listen".into(),
+                    grpc_addr.to_string(),
+                    "--http-listen".into(),
+                    http_addr.to_string(),
+                    "--data-dir".into(),
+                    o.data_dir.join(&name).display().to_string(),
+                    "--peers".into(),
+                    peers.clone(),
+                ];
+                if let Some(p) = o.partitioning {
+                    args.extend(["--partitioning".to_string(), p.to_string()]);
+                }
+                ProcessSpec {
+                    log_path: o.data_dir.join("logs").join(format!("{name}.log")),
+                    name,
+                    kind: ProcessKind::ShardNode { group_id, node_id },
+                    program: o.node_bin.to_path_buf(),
+                    args,
+                    grpc_addr,
+                    http_addr,
+                }
+            })
+            .collect();
+        Ok(PlaygroundSpec {
+            data_dir: o.data_dir.to_path_buf(),
+            processes,
+            groups: vec![GroupSpec { id: group_id, members: grpc }],
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn single_group_follows_the_shard_node_flag_contract() {
+        let spec = PlaygroundSpec::single_group(&SingleGroup {
+            node_bin: Path::new("/bin/shard-node"),
+            data_dir: Path::new("/d"),
+            base_port: 7401,
+            members: 3,
+            partitioning: Some("range"),
+        })
+        .unwrap();
+        assert_eq!(spec.processes.len(), 3);
+        let p = &spec.processes[1];
+        assert_eq!(p.name, "g1-node-2");
+        assert_eq!(p.grpc_addr.to_string(), "127.0.0.1:7402");
+        assert_eq!(p.http_addr.to_string(), "127.0.0.1:7502");
+        assert_eq!(p.log_path, Path::new("/d/logs/g1-node-2.log"));
+        assert_eq!(
+            p.args.join(" "),
+            "--node-id 2 --group-id 1 --listen 127.0.0.1:7402 --http-listen 127.0.0.1:7502 \
+             --data-dir /d/g1-node-2 --peers 1=127.0.0.1:7401,2=127.0.0.1:7402,3=127.0.0.1:7403 \
+             --partitioning range"
+        );
+        assert_eq!(spec.groups[0].members.len(), 3);
+        let too_high = SingleGroup { base_port: 65500, ..SingleGroup { partitioning: None, ..spec_inputs() } };
+        assert!(PlaygroundSpec::single_group(&too_high).is_err());
+    }
+
+    fn spec_inputs() -> SingleGroup<'static> {
+        SingleGroup {
+            node_bin: Path::new("x"),
+            data_dir: Path::new("/d"),
+            base_port: 7401,
+            members: 3,
+            partitioning: None,
+        }
+    }
+}
