@@ -75,6 +75,8 @@ pub struct Member {
     pub data_dir: PathBuf,
     pub log: PathBuf,
     child: Option<Child>,
+    /// Set for members started with `--join` instead of `--peers`.
+    join: Option<String>,
 }
 
 impl Member {
@@ -102,6 +104,7 @@ impl TestGroup {
                 data_dir: dir.path().join(format!("node-{id}")),
                 log: dir.path().join(format!("node-{id}.log")),
                 child: None,
+                join: None,
             })
             .collect();
         let peers = members.iter().map(|m| format!("{}={}", m.id, m.addr)).collect::<Vec<_>>().join(",");
@@ -124,15 +127,36 @@ impl TestGroup {
         self.members.iter_mut().find(|m| m.id == id).expect("member id")
     }
 
+    /// Starts a new member that joins the running group through `via`.
+    pub fn add_joining_member(&mut self, via: &str) -> Result<u64> {
+        let id = self.members.iter().map(|m| m.id).max().unwrap_or(0) + 1;
+        self.members.push(Member {
+            id,
+            addr: format!("127.0.0.1:{}", free_port()),
+            http: format!("127.0.0.1:{}", free_port()),
+            data_dir: self.dir.path().join(format!("node-{id}")),
+            log: self.dir.path().join(format!("node-{id}.log")),
+            child: None,
+            join: Some(via.to_string()),
+        });
+        self.spawn(id)?;
+        Ok(id)
+    }
+
     fn spawn(&mut self, id: u64) -> Result<()> {
         let (peers, extra) = (self.peers.clone(), self.extra.clone());
         let m = self.member_mut(id);
+        // A joining member names the member it joins through instead of peers.
+        let bootstrap = match &m.join {
+            Some(via) => vec!["--join".to_string(), via.clone()],
+            None => vec!["--peers".to_string(), peers],
+        };
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&m.log)?;
         let child = Command::new(&binaries().shard_node)
             .args(["--node-id", &id.to_string(), "--group-id", "1", "--listen", &m.addr, "--http-listen", &m.http])
             .arg("--data-dir")
             .arg(&m.data_dir)
-            .args(["--peers", &peers])
+            .args(&bootstrap)
             .args(&extra)
             .env("RUST_LOG", "info,openraft=warn")
             .stdout(log.try_clone()?)

@@ -16,7 +16,11 @@ use shardline_proto::keyspace::PartitionMode;
 use crate::error::NodeError;
 
 #[derive(Debug, Clone, Parser)]
-#[command(name = "shard-node", version, about = "One member of a Shardline replica group")]
+#[command(
+    name = "shard-node",
+    version,
+    about = "One member of a Shardline replica group"
+)]
 pub struct NodeArgs {
     /// This member's id, unique within the group (> 0).
     #[arg(long, env = "SHARDLINE_NODE_ID")]
@@ -80,7 +84,9 @@ pub struct NodeArgs {
 impl NodeArgs {
     /// The address this member advertises to peers and clients.
     pub fn advertise_addr(&self) -> String {
-        self.advertise.clone().unwrap_or_else(|| self.listen.to_string())
+        self.advertise
+            .clone()
+            .unwrap_or_else(|| self.listen.to_string())
     }
 
     /// Parses `--peers` into `id -> address`, checking this node is listed.
@@ -96,10 +102,16 @@ impl NodeArgs {
                 reason: format!("{id:?} is not a node id"),
             })?;
             if id == 0 || addr.trim().is_empty() {
-                return Err(NodeError::BadFlag { flag: "--peers", reason: format!("{p:?}: id must be > 0 and address non-empty") });
+                return Err(NodeError::BadFlag {
+                    flag: "--peers",
+                    reason: format!("{p:?}: id must be > 0 and address non-empty"),
+                });
             }
             if out.insert(id, addr.trim().to_string()).is_some() {
-                return Err(NodeError::BadFlag { flag: "--peers", reason: format!("node {id} listed twice") });
+                return Err(NodeError::BadFlag {
+                    flag: "--peers",
+                    reason: format!("node {id} listed twice"),
+                });
             }
         }
         if !out.is_empty() && !out.contains_key(&self.node_id) {
@@ -113,7 +125,10 @@ impl NodeArgs {
 
     pub fn validate(&self) -> Result<(), NodeError> {
         if self.node_id == 0 {
-            return Err(NodeError::BadFlag { flag: "--node-id", reason: "must be > 0".into() });
+            return Err(NodeError::BadFlag {
+                flag: "--node-id",
+                reason: "must be > 0".into(),
+            });
         }
         if self.heartbeat.is_zero() || self.election_timeout <= self.heartbeat * 2 {
             return Err(NodeError::BadFlag {
@@ -140,7 +155,10 @@ impl NodeArgs {
             max_payload_entries: 1000,
             ..Default::default()
         };
-        cfg.validate().map_err(|e| NodeError::BadFlag { flag: "raft config", reason: e.to_string() })
+        cfg.validate().map_err(|e| NodeError::BadFlag {
+            flag: "raft config",
+            reason: e.to_string(),
+        })
     }
 }
 
@@ -166,7 +184,11 @@ mod tests {
 
     #[test]
     fn election_timeout_must_exceed_heartbeats() {
-        assert!(args(&["--heartbeat", "100ms", "--election-timeout", "150ms"]).validate().is_err());
+        assert!(
+            args(&["--heartbeat", "100ms", "--election-timeout", "150ms"])
+                .validate()
+                .is_err()
+        );
         let cfg = args(&[]).raft_config().unwrap();
         assert_eq!(cfg.election_timeout_max, 2 * cfg.election_timeout_min);
     }

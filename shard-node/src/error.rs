@@ -19,7 +19,10 @@ pub enum NodeError {
     Store(#[from] StoreError),
 
     #[error("not leader (leader {leader_id:?} at {leader_addr:?})")]
-    NotLeader { leader_id: Option<NodeId>, leader_addr: Option<String> },
+    NotLeader {
+        leader_id: Option<NodeId>,
+        leader_addr: Option<String>,
+    },
 
     #[error("no leader known (term {term})")]
     NoLeader { term: u64 },
@@ -37,7 +40,10 @@ pub enum NodeError {
     ShuttingDown,
 
     #[error("io: {context}: {source}")]
-    Io { context: String, source: std::io::Error },
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
 
     #[error("join via {addr} failed: {reason}")]
     Join { addr: String, reason: String },
@@ -64,16 +70,18 @@ impl NodeError {
 impl From<NodeError> for Status {
     fn from(e: NodeError) -> Status {
         match e {
-            NodeError::NotLeader { leader_id, leader_addr } => status::not_leader(leader_id, leader_addr),
+            NodeError::NotLeader {
+                leader_id,
+                leader_addr,
+            } => status::not_leader(leader_id, leader_addr),
             NodeError::NoLeader { term } => status::no_leader(term),
             NodeError::InvalidArgument { field, reason } => status::invalid_argument(field, reason),
             NodeError::DuplicateExpired { seq, floor } => status::with_detail(
                 tonic::Code::FailedPrecondition,
                 format!("write seq {seq} is below the session floor {floor}; its result is gone"),
-                shardline_proto::pb::error_detail::Kind::DuplicateExpired(shardline_proto::pb::DuplicateExpired {
-                    seq,
-                    floor,
-                }),
+                shardline_proto::pb::error_detail::Kind::DuplicateExpired(
+                    shardline_proto::pb::DuplicateExpired { seq, floor },
+                ),
             ),
             NodeError::ShuttingDown => Status::unavailable("member is shutting down"),
             other => Status::internal(other.to_string()),

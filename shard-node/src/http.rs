@@ -30,10 +30,15 @@ pub fn router(state: HttpState) -> Router {
         .with_state(state)
 }
 
-async fn metrics(State(s): State<HttpState>) -> (StatusCode, [(&'static str, &'static str); 1], String) {
+async fn metrics(
+    State(s): State<HttpState>,
+) -> (StatusCode, [(&'static str, &'static str); 1], String) {
     (
         StatusCode::OK,
-        [("content-type", "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        [(
+            "content-type",
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         s.metrics.render(),
     )
 }
@@ -43,7 +48,10 @@ async fn healthz(State(s): State<HttpState>) -> (StatusCode, String) {
     if view.healthy {
         (StatusCode::OK, "ok\n".into())
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "raft core stopped\n".into())
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "raft core stopped\n".into(),
+        )
     }
 }
 

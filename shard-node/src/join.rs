@@ -17,14 +17,25 @@ const MAX_ATTEMPTS: u32 = 30;
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Asks the group reachable at `via` to add `(node_id, address)` as a voter.
-pub async fn join_group(pool: &ChannelPool, via: &str, node_id: u64, address: &str) -> Result<(), NodeError> {
+pub async fn join_group(
+    pool: &ChannelPool,
+    via: &str,
+    node_id: u64,
+    address: &str,
+) -> Result<(), NodeError> {
     let mut target = via.to_string();
     let mut delay = Duration::from_millis(100);
     let mut last = String::new();
     for attempt in 1..=MAX_ATTEMPTS {
-        let channel = pool.get(&target).map_err(|e| NodeError::Join { addr: target.clone(), reason: e.to_string() })?;
+        let channel = pool.get(&target).map_err(|e| NodeError::Join {
+            addr: target.clone(),
+            reason: e.to_string(),
+        })?;
         let mut client = AdminClient::new(channel);
-        let mut req = tonic::Request::new(AddMemberRequest { node_id, address: address.to_string() });
+        let mut req = tonic::Request::new(AddMemberRequest {
+            node_id,
+            address: address.to_string(),
+        });
         req.set_timeout(ATTEMPT_TIMEOUT);
         match client.add_member(req).await {
             Ok(_) => {
@@ -39,9 +50,14 @@ pub async fn join_group(pool: &ChannelPool, via: &str, node_id: u64, address: &s
                         continue;
                     }
                     Some(Kind::InvalidArgument(a)) => {
-                        return Err(NodeError::Join { addr: target, reason: format!("{}: {}", a.field, a.reason) })
+                        return Err(NodeError::Join {
+                            addr: target,
+                            reason: format!("{}: {}", a.field, a.reason),
+                        })
                     }
-                    _ => warn!(via = %target, attempt, error = %status.message(), "join attempt failed"),
+                    _ => {
+                        warn!(via = %target, attempt, error = %status.message(), "join attempt failed")
+                    }
                 }
             }
         }
@@ -50,5 +66,8 @@ pub async fn join_group(pool: &ChannelPool, via: &str, node_id: u64, address: &s
         delay = (delay * 2).min(Duration::from_secs(2));
         target = via.to_string();
     }
-    Err(NodeError::Join { addr: via.to_string(), reason: format!("gave up after {MAX_ATTEMPTS} attempts: {last}") })
+    Err(NodeError::Join {
+        addr: via.to_string(),
+        reason: format!("gave up after {MAX_ATTEMPTS} attempts: {last}"),
+    })
 }

@@ -10,13 +10,22 @@ use tracing_subscriber::EnvFilter;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,openraft=warn")))
+        .with_env_filter(
+            EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| EnvFilter::new("info,openraft=warn")),
+        )
         .with_target(false)
         .init();
     let args = NodeArgs::parse();
-    let listener = TcpListener::bind(args.listen).await.with_context(|| format!("bind gRPC {}", args.listen))?;
-    let http = TcpListener::bind(args.http_listen).await.with_context(|| format!("bind HTTP {}", args.http_listen))?;
-    shard_node::node::run(args, listener, http, shutdown_signal()).await.context("shard-node failed")
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("bind gRPC {}", args.listen))?;
+    let http = TcpListener::bind(args.http_listen)
+        .await
+        .with_context(|| format!("bind HTTP {}", args.http_listen))?;
+    shard_node::node::run(args, listener, http, shutdown_signal())
+        .await
+        .context("shard-node failed")
 }
 
 async fn shutdown_signal() {

@@ -58,17 +58,50 @@ impl Metrics {
         let latency = Family::<MethodLabels, Histogram>::new_with_constructor(|| {
             Histogram::new(exponential_buckets(0.0001, 2.0, 18))
         });
-        let (term, commit_index, last_applied, apply_lag, is_leader) =
-            (Gauge::default(), Gauge::default(), Gauge::default(), Gauge::default(), Gauge::default());
+        let (term, commit_index, last_applied, apply_lag, is_leader) = (
+            Gauge::default(),
+            Gauge::default(),
+            Gauge::default(),
+            Gauge::default(),
+            Gauge::default(),
+        );
         let leader_changes = Counter::default();
-        registry.register("requests", "KV requests by method and result", requests.clone());
-        registry.register("request_duration_seconds", "KV request latency", latency.clone());
+        registry.register(
+            "requests",
+            "KV requests by method and result",
+            requests.clone(),
+        );
+        registry.register(
+            "request_duration_seconds",
+            "KV request latency",
+            latency.clone(),
+        );
         registry.register("raft_term", "Current Raft term", term.clone());
-        registry.register("raft_commit_index", "Highest committed log index known here", commit_index.clone());
-        registry.register("raft_last_applied", "Last log index applied to the state machine", last_applied.clone());
-        registry.register("raft_apply_lag", "Log entries received but not yet applied", apply_lag.clone());
-        registry.register("raft_is_leader", "1 if this member is the leader", is_leader.clone());
-        registry.register("raft_leader_changes", "Times the known leader changed", leader_changes.clone());
+        registry.register(
+            "raft_commit_index",
+            "Highest committed log index known here",
+            commit_index.clone(),
+        );
+        registry.register(
+            "raft_last_applied",
+            "Last log index applied to the state machine",
+            last_applied.clone(),
+        );
+        registry.register(
+            "raft_apply_lag",
+            "Log entries received but not yet applied",
+            apply_lag.clone(),
+        );
+        registry.register(
+            "raft_is_leader",
+            "1 if this member is the leader",
+            is_leader.clone(),
+        );
+        registry.register(
+            "raft_leader_changes",
+            "Times the known leader changed",
+            leader_changes.clone(),
+        );
         Metrics {
             inner: Arc::new(Inner {
                 registry,
@@ -85,8 +118,14 @@ impl Metrics {
     }
 
     pub fn observe_request(&self, method: &'static str, result: &'static str, took: Duration) {
-        self.inner.requests.get_or_create(&RequestLabels { method, result }).inc();
-        self.inner.latency.get_or_create(&MethodLabels { method }).observe(took.as_secs_f64());
+        self.inner
+            .requests
+            .get_or_create(&RequestLabels { method, result })
+            .inc();
+        self.inner
+            .latency
+            .get_or_create(&MethodLabels { method })
+            .observe(took.as_secs_f64());
     }
 
     fn update(&self, view: &RaftView) {
@@ -94,7 +133,8 @@ impl Metrics {
         i.term.set(view.term as i64);
         i.commit_index.set(view.commit_index as i64);
         i.last_applied.set(view.last_applied as i64);
-        i.apply_lag.set(view.last_log_index.saturating_sub(view.last_applied) as i64);
+        i.apply_lag
+            .set(view.last_log_index.saturating_sub(view.last_applied) as i64);
         i.is_leader.set(i64::from(view.is_leader()));
     }
 

@@ -9,11 +9,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
+use openraft::error::{
+    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
-    VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
 };
 use openraft::BasicNode;
 use serde::de::DeserializeOwned;
@@ -68,7 +70,12 @@ impl RaftNetworkFactory<TypeConfig> for RaftNetworkFactoryImpl {
     type Network = PeerClient;
 
     async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> Self::Network {
-        PeerClient { group_id: self.group_id, target, addr: node.addr.clone(), pool: self.pool.clone() }
+        PeerClient {
+            group_id: self.group_id,
+            target,
+            addr: node.addr.clone(),
+            pool: self.pool.clone(),
+        }
     }
 }
 
@@ -84,17 +91,28 @@ pub struct PeerClient {
 #[derive(Debug, thiserror::Error)]
 enum CallError {
     #[error("connect to {addr}: {source}")]
-    Connect { addr: String, source: tonic::transport::Error },
+    Connect {
+        addr: String,
+        source: tonic::transport::Error,
+    },
     #[error("rpc to {addr}: {status}")]
     Status { addr: String, status: tonic::Status },
     #[error("decode reply from {addr}: {source}")]
-    Decode { addr: String, source: postcard::Error },
+    Decode {
+        addr: String,
+        source: postcard::Error,
+    },
     #[error("encode request: {0}")]
     Encode(postcard::Error),
 }
 
 impl PeerClient {
-    async fn call<Req, Resp, E>(&self, method: Method, req: &Req, ttl: Duration) -> Result<Resp, RPCError<NodeId, BasicNode, RaftError<NodeId, E>>>
+    async fn call<Req, Resp, E>(
+        &self,
+        method: Method,
+        req: &Req,
+        ttl: Duration,
+    ) -> Result<Resp, RPCError<NodeId, BasicNode, RaftError<NodeId, E>>>
     where
         Req: Serialize,
         Resp: DeserializeOwned,
@@ -108,29 +126,47 @@ impl PeerClient {
             }
             other => RPCError::Network(NetworkError::new(&other)),
         })?;
-        let decoded: Result<Resp, RaftError<NodeId, E>> = postcard::from_bytes(&raw).map_err(|source| {
-            RPCError::Network(NetworkError::new(&CallError::Decode { addr: self.addr.clone(), source }))
-        })?;
+        let decoded: Result<Resp, RaftError<NodeId, E>> =
+            postcard::from_bytes(&raw).map_err(|source| {
+                RPCError::Network(NetworkError::new(&CallError::Decode {
+                    addr: self.addr.clone(),
+                    source,
+                }))
+            })?;
         decoded.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
     }
 
-    async fn call_raw<Req: Serialize>(&self, method: Method, req: &Req, ttl: Duration) -> Result<Vec<u8>, CallError> {
+    async fn call_raw<Req: Serialize>(
+        &self,
+        method: Method,
+        req: &Req,
+        ttl: Duration,
+    ) -> Result<Vec<u8>, CallError> {
         let payload = postcard::to_allocvec(req).map_err(CallError::Encode)?;
         let channel = self
             .pool
             .get(&self.addr)
-            .map_err(|source| CallError::Connect { addr: self.addr.clone(), source })?;
+            .map_err(|source| CallError::Connect {
+                addr: self.addr.clone(),
+                source,
+            })?;
         let mut client = RaftTransportClient::new(channel)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
-        let mut request = tonic::Request::new(RaftMessage { group_id: self.group_id, payload });
+        let mut request = tonic::Request::new(RaftMessage {
+            group_id: self.group_id,
+            payload,
+        });
         request.set_timeout(ttl);
         let reply = match method {
             Method::Append => client.append_entries(request).await,
             Method::Vote => client.vote(request).await,
             Method::Snapshot => client.install_snapshot(request).await,
         };
-        let reply = reply.map_err(|status| CallError::Status { addr: self.addr.clone(), status })?;
+        let reply = reply.map_err(|status| CallError::Status {
+            addr: self.addr.clone(),
+            status,
+        })?;
         Ok(reply.into_inner().payload)
     }
 }
@@ -155,8 +191,10 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         &mut self,
         rpc: InstallSnapshotRequest<TypeConfig>,
         option: RPCOption,
-    ) -> Result<InstallSnapshotResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId, InstallSnapshotError>>>
-    {
+    ) -> Result<
+        InstallSnapshotResponse<NodeId>,
+        RPCError<NodeId, BasicNode, RaftError<NodeId, InstallSnapshotError>>,
+    > {
         self.call(Method::Snapshot, &rpc, option.hard_ttl()).await
     }
 

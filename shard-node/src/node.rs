@@ -9,7 +9,9 @@ use std::sync::Arc;
 use openraft::error::{InitializeError, RaftError};
 use openraft::BasicNode;
 use shardline_proto::limits::MAX_MESSAGE_BYTES;
-use shardline_proto::pb::{admin_server::AdminServer, kv_server::KvServer, raft_transport_server::RaftTransportServer};
+use shardline_proto::pb::{
+    admin_server::AdminServer, kv_server::KvServer, raft_transport_server::RaftTransportServer,
+};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -38,13 +40,22 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), NodeError> {
     args.validate()?;
-    std::fs::create_dir_all(&args.data_dir)
-        .map_err(|source| NodeError::Io { context: format!("create {}", args.data_dir.display()), source })?;
-    let opened = store::open(&args.data_dir.join(DB_FILE), args.group_id, args.partitioning)?;
+    std::fs::create_dir_all(&args.data_dir).map_err(|source| NodeError::Io {
+        context: format!("create {}", args.data_dir.display()),
+        source,
+    })?;
+    let opened = store::open(
+        &args.data_dir.join(DB_FILE),
+        args.group_id,
+        args.partitioning,
+    )?;
     let reader = opened.reader.clone();
 
     let pool = ChannelPool::default();
-    let network = RaftNetworkFactoryImpl { group_id: args.group_id, pool: pool.clone() };
+    let network = RaftNetworkFactoryImpl {
+        group_id: args.group_id,
+        pool: pool.clone(),
+    };
     let config = Arc::new(args.raft_config()?);
     let raft = Raft::new(args.node_id, config, network, opened.log, opened.sm)
         .await
@@ -63,8 +74,15 @@ pub async fn run(
         let _ = rx.wait_for(|s| *s).await;
     };
 
-    let http = axum::serve(http_listener, router(HttpState { raft: raft.clone(), metrics: metrics.clone(), serving: serving.clone() }))
-        .with_graceful_shutdown(wait_stop(stop_rx.clone()));
+    let http = axum::serve(
+        http_listener,
+        router(HttpState {
+            raft: raft.clone(),
+            metrics: metrics.clone(),
+            serving: serving.clone(),
+        }),
+    )
+    .with_graceful_shutdown(wait_stop(stop_rx.clone()));
     let http_task = tokio::spawn(async move { http.await });
 
     let grpc = tonic::transport::Server::builder()
@@ -76,8 +94,8 @@ pub async fn run(
                 metrics: metrics.clone(),
                 read_index: ReadIndex::spawn(raft.clone()),
             })
-                .max_decoding_message_size(MAX_MESSAGE_BYTES)
-                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES),
         )
         .add_service(AdminServer::new(AdminService {
             raft: raft.clone(),
@@ -86,9 +104,12 @@ pub async fn run(
             address: address.clone(),
         }))
         .add_service(
-            RaftTransportServer::new(RaftService { group_id: args.group_id, raft: raft.clone() })
-                .max_decoding_message_size(MAX_MESSAGE_BYTES)
-                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+            RaftTransportServer::new(RaftService {
+                group_id: args.group_id,
+                raft: raft.clone(),
+            })
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES),
         )
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), wait_stop(stop_rx.clone()));
     let grpc_task = tokio::spawn(grpc);
@@ -115,20 +136,33 @@ pub async fn run(
 
 /// Initializes a new group from `--peers`, or joins one with `--join`. A
 /// member that already has state does neither.
-async fn bootstrap(args: &NodeArgs, raft: &Raft, pool: &ChannelPool, address: &str) -> Result<(), NodeError> {
-    let initialized = raft.is_initialized().await.map_err(|e| NodeError::Raft(e.to_string()))?;
+async fn bootstrap(
+    args: &NodeArgs,
+    raft: &Raft,
+    pool: &ChannelPool,
+    address: &str,
+) -> Result<(), NodeError> {
+    let initialized = raft
+        .is_initialized()
+        .await
+        .map_err(|e| NodeError::Raft(e.to_string()))?;
     if initialized {
         info!("recovered existing state from the data directory");
         return Ok(());
     }
     let members = args.initial_members()?;
     if !members.is_empty() {
-        let nodes = members.into_iter().map(|(id, addr)| (id, BasicNode { addr })).collect::<std::collections::BTreeMap<_, _>>();
+        let nodes = members
+            .into_iter()
+            .map(|(id, addr)| (id, BasicNode { addr }))
+            .collect::<std::collections::BTreeMap<_, _>>();
         // Every initial member initializes with the same membership; openraft
         // treats the identical initial entry as the same log.
         match raft.initialize(nodes).await {
             Ok(()) => info!("initialized new group"),
-            Err(RaftError::APIError(InitializeError::NotAllowed(e))) => info!(reason = %e, "already initialized"),
+            Err(RaftError::APIError(InitializeError::NotAllowed(e))) => {
+                info!(reason = %e, "already initialized")
+            }
             Err(e) => return Err(NodeError::Raft(e.to_string())),
         }
     } else if let Some(via) = &args.join {

@@ -86,7 +86,10 @@ impl RaftView {
             // Highest index that a majority of voters has matched.
             let mut idx: Vec<u64> = voters.iter().map(|id| matched(*id).unwrap_or(0)).collect();
             idx.sort_unstable_by(|a, b| b.cmp(a));
-            idx.get(voters.len() / 2).copied().unwrap_or(last_applied).max(last_applied)
+            idx.get(voters.len() / 2)
+                .copied()
+                .unwrap_or(last_applied)
+                .max(last_applied)
         } else {
             last_applied
         };

@@ -27,8 +27,13 @@ const MAX_ROUNDS_IN_FLIGHT: usize = 4;
 #[derive(Debug, Clone)]
 enum Outcome {
     Ready,
-    NotLeader { leader_id: NodeId, leader_addr: Option<String> },
-    NoLeader { term: u64 },
+    NotLeader {
+        leader_id: NodeId,
+        leader_addr: Option<String>,
+    },
+    NoLeader {
+        term: u64,
+    },
     Failed(String),
 }
 
@@ -36,9 +41,13 @@ impl Outcome {
     fn into_result(self) -> Result<(), NodeError> {
         match self {
             Outcome::Ready => Ok(()),
-            Outcome::NotLeader { leader_id, leader_addr } => {
-                Err(NodeError::NotLeader { leader_id: Some(leader_id), leader_addr })
-            }
+            Outcome::NotLeader {
+                leader_id,
+                leader_addr,
+            } => Err(NodeError::NotLeader {
+                leader_id: Some(leader_id),
+                leader_addr,
+            }),
             Outcome::NoLeader { term } => Err(NodeError::NoLeader { term }),
             Outcome::Failed(msg) => Err(NodeError::Raft(msg)),
         }
@@ -62,7 +71,10 @@ impl ReadIndex {
     /// machine linearizably.
     pub async fn barrier(&self) -> Result<(), NodeError> {
         let (tx, rx) = oneshot::channel();
-        self.queue.send(tx).await.map_err(|_| NodeError::ShuttingDown)?;
+        self.queue
+            .send(tx)
+            .await
+            .map_err(|_| NodeError::ShuttingDown)?;
         rx.await.map_err(|_| NodeError::ShuttingDown)?.into_result()
     }
 }
@@ -70,7 +82,9 @@ impl ReadIndex {
 async fn run_batches(raft: Raft, mut rx: mpsc::Receiver<oneshot::Sender<Outcome>>) {
     let rounds = Arc::new(Semaphore::new(MAX_ROUNDS_IN_FLIGHT));
     while let Some(first) = rx.recv().await {
-        let Ok(permit) = rounds.clone().acquire_owned().await else { return };
+        let Ok(permit) = rounds.clone().acquire_owned().await else {
+            return;
+        };
         // Everything queued by now joins this round.
         let mut waiters = vec![first];
         while let Ok(w) = rx.try_recv() {
@@ -91,12 +105,17 @@ async fn check(raft: &Raft) -> Outcome {
     match raft.ensure_linearizable().await {
         Ok(_) => Outcome::Ready,
         Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => match f.leader_id {
-            Some(leader_id) => Outcome::NotLeader { leader_id, leader_addr: f.leader_node.map(|n| n.addr) },
-            None => Outcome::NoLeader { term: raft.metrics().borrow().current_term },
+            Some(leader_id) => Outcome::NotLeader {
+                leader_id,
+                leader_addr: f.leader_node.map(|n| n.addr),
+            },
+            None => Outcome::NoLeader {
+                term: raft.metrics().borrow().current_term,
+            },
         },
-        Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(_))) => {
-            Outcome::NoLeader { term: raft.metrics().borrow().current_term }
-        }
+        Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(_))) => Outcome::NoLeader {
+            term: raft.metrics().borrow().current_term,
+        },
         Err(RaftError::Fatal(e)) => Outcome::Failed(e.to_string()),
     }
 }

@@ -14,7 +14,7 @@ openraft::declare_raft_types!(
     /// in-memory snapshot bytes, tokio runtime.
     pub TypeConfig:
         D = Command,
-        R = CommandResult,
+        R = Applied,
         NodeId = u64,
         Node = openraft::BasicNode,
         Entry = openraft::Entry<TypeConfig>,
@@ -54,12 +54,23 @@ pub enum BatchOp {
 /// machine maps them to storage keys by the group's partitioning mode).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Op {
-    Put { key: Vec<u8>, value: Vec<u8> },
-    Delete { key: Vec<u8> },
+    Put {
+        key: Vec<u8>,
+        value: Vec<u8>,
+    },
+    Delete {
+        key: Vec<u8>,
+    },
     /// `expected: None` means "the key must not exist"; `new_value: None`
     /// deletes on success.
-    CompareAndSwap { key: Vec<u8>, expected: Option<Vec<u8>>, new_value: Option<Vec<u8>> },
-    Batch { ops: Vec<BatchOp> },
+    CompareAndSwap {
+        key: Vec<u8>,
+        expected: Option<Vec<u8>>,
+        new_value: Option<Vec<u8>>,
+    },
+    Batch {
+        ops: Vec<BatchOp>,
+    },
 }
 
 /// A Raft log payload: an operation, optionally tied to a client session.
@@ -67,6 +78,15 @@ pub enum Op {
 pub struct Command {
     pub session: Option<Session>,
     pub op: Op,
+}
+
+/// The answer to one log entry: what applying it produced and the log index
+/// at which it was *first* applied. A retried write answered from the dedup
+/// table reports the original index, not the retry's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Applied {
+    pub index: u64,
+    pub result: CommandResult,
 }
 
 /// What applying a [`Command`] produced. Stored in the dedup table so a
@@ -77,10 +97,17 @@ pub enum CommandResult {
     #[default]
     None,
     Put,
-    Delete { existed: bool },
-    CompareAndSwap { succeeded: bool, current: Option<Vec<u8>> },
+    Delete {
+        existed: bool,
+    },
+    CompareAndSwap {
+        succeeded: bool,
+        current: Option<Vec<u8>>,
+    },
     Batch,
     /// The write's seq is below the session's acknowledged floor: it was
     /// applied earlier and its result has been forgotten.
-    DuplicateExpired { floor: u64 },
+    DuplicateExpired {
+        floor: u64,
+    },
 }

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::{BasicNode, ChangeMembers};
-use shardline_proto::pb::admin_server::Admin;
 use shardline_proto::pb;
+use shardline_proto::pb::admin_server::Admin;
 use tonic::{Request, Response, Status};
 use tracing::{info, instrument};
 
@@ -41,8 +41,13 @@ fn members_of(view: &RaftView) -> Vec<pb::Member> {
 fn write_error(raft: &Raft, e: RaftError<u64, ClientWriteError<u64, BasicNode>>) -> NodeError {
     match e {
         RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => match f.leader_id {
-            Some(id) => NodeError::NotLeader { leader_id: Some(id), leader_addr: f.leader_node.map(|n| n.addr) },
-            None => NodeError::NoLeader { term: raft.metrics().borrow().current_term },
+            Some(id) => NodeError::NotLeader {
+                leader_id: Some(id),
+                leader_addr: f.leader_node.map(|n| n.addr),
+            },
+            None => NodeError::NoLeader {
+                term: raft.metrics().borrow().current_term,
+            },
         },
         other => NodeError::Raft(other.to_string()),
     }
@@ -56,7 +61,10 @@ impl AdminService {
 
 #[tonic::async_trait]
 impl Admin for AdminService {
-    async fn status(&self, _: Request<pb::StatusRequest>) -> Result<Response<pb::StatusResponse>, Status> {
+    async fn status(
+        &self,
+        _: Request<pb::StatusRequest>,
+    ) -> Result<Response<pb::StatusResponse>, Status> {
         let v = self.view();
         let key_count = self.reader.key_count().map_err(NodeError::from)?;
         Ok(Response::new(pb::StatusResponse {
@@ -79,24 +87,40 @@ impl Admin for AdminService {
     }
 
     #[instrument(skip_all, fields(node_id = request.get_ref().node_id, address = %request.get_ref().address))]
-    async fn add_member(&self, request: Request<pb::AddMemberRequest>) -> Result<Response<pb::MembershipResponse>, Status> {
+    async fn add_member(
+        &self,
+        request: Request<pb::AddMemberRequest>,
+    ) -> Result<Response<pb::MembershipResponse>, Status> {
         let req = request.into_inner();
         if req.node_id == 0 || req.address.is_empty() {
-            return Err(NodeError::InvalidArgument { field: "node_id/address", reason: "both are required".into() }.into());
+            return Err(NodeError::InvalidArgument {
+                field: "node_id/address",
+                reason: "both are required".into(),
+            }
+            .into());
         }
         let v = self.view();
         if let Some(existing) = v.members.iter().find(|m| m.id == req.node_id) {
             if existing.address != req.address {
                 return Err(NodeError::InvalidArgument {
                     field: "node_id",
-                    reason: format!("node {} is already a member at {}", req.node_id, existing.address),
+                    reason: format!(
+                        "node {} is already a member at {}",
+                        req.node_id, existing.address
+                    ),
                 }
                 .into());
             }
         }
         // Learner first (blocking: returns once it has caught up), then voter.
         self.raft
-            .add_learner(req.node_id, BasicNode { addr: req.address.clone() }, true)
+            .add_learner(
+                req.node_id,
+                BasicNode {
+                    addr: req.address.clone(),
+                },
+                true,
+            )
             .await
             .map_err(|e| write_error(&self.raft, e))?;
         let voters: BTreeSet<u64> = [req.node_id].into();
@@ -105,7 +129,9 @@ impl Admin for AdminService {
             .await
             .map_err(|e| write_error(&self.raft, e))?;
         info!("member added as voter");
-        Ok(Response::new(pb::MembershipResponse { members: members_of(&self.view()) }))
+        Ok(Response::new(pb::MembershipResponse {
+            members: members_of(&self.view()),
+        }))
     }
 
     #[instrument(skip_all, fields(node_id = request.get_ref().node_id))]
@@ -116,31 +142,58 @@ impl Admin for AdminService {
         let id = request.into_inner().node_id;
         let v = self.view();
         if !v.members.iter().any(|m| m.id == id) {
-            return Err(NodeError::InvalidArgument { field: "node_id", reason: format!("node {id} is not a member") }.into());
+            return Err(NodeError::InvalidArgument {
+                field: "node_id",
+                reason: format!("node {id} is not a member"),
+            }
+            .into());
         }
         let ids: BTreeSet<u64> = [id].into();
-        let change = if v.members.iter().any(|m| m.id == id && m.role == crate::raft_view::Role::Learner) {
+        let change = if v
+            .members
+            .iter()
+            .any(|m| m.id == id && m.role == crate::raft_view::Role::Learner)
+        {
             ChangeMembers::RemoveNodes(ids)
         } else {
             ChangeMembers::RemoveVoters(ids)
         };
-        self.raft.change_membership(change, false).await.map_err(|e| write_error(&self.raft, e))?;
+        self.raft
+            .change_membership(change, false)
+            .await
+            .map_err(|e| write_error(&self.raft, e))?;
         info!("member removed");
-        Ok(Response::new(pb::MembershipResponse { members: members_of(&self.view()) }))
+        Ok(Response::new(pb::MembershipResponse {
+            members: members_of(&self.view()),
+        }))
     }
 
     #[instrument(skip_all)]
-    async fn compact(&self, _: Request<pb::CompactRequest>) -> Result<Response<pb::CompactResponse>, Status> {
+    async fn compact(
+        &self,
+        _: Request<pb::CompactRequest>,
+    ) -> Result<Response<pb::CompactResponse>, Status> {
         let target = self.view().last_applied;
-        self.raft.trigger().snapshot().await.map_err(|e| NodeError::Raft(e.to_string()))?;
+        self.raft
+            .trigger()
+            .snapshot()
+            .await
+            .map_err(|e| NodeError::Raft(e.to_string()))?;
         let m = self
             .raft
             .wait(Some(COMPACT_TIMEOUT))
-            .metrics(|m| m.snapshot.map(|s| s.index).unwrap_or(0) >= target, "snapshot covers applied index")
+            .metrics(
+                |m| m.snapshot.map(|s| s.index).unwrap_or(0) >= target,
+                "snapshot covers applied index",
+            )
             .await
             .map_err(|e| NodeError::Raft(format!("waiting for snapshot: {e}")))?;
         let snapshot_index = m.snapshot.map(|s| s.index).unwrap_or(0);
-        self.raft.trigger().purge_log(snapshot_index).await.map_err(|e| NodeError::Raft(e.to_string()))?;
+        self.raft
+            .trigger()
+            .purge_log(snapshot_index)
+            .await
+            .map_err(|e| NodeError::Raft(e.to_string()))?;
         info!(snapshot_index, "compacted");
         Ok(Response::new(pb::CompactResponse { snapshot_index }))
     }

@@ -27,24 +27,35 @@ pub struct KvService {
 /// leader is unknown.
 fn forward(leader_id: Option<NodeId>, leader_addr: Option<String>, raft: &Raft) -> NodeError {
     match leader_id {
-        Some(id) => NodeError::NotLeader { leader_id: Some(id), leader_addr },
-        None => NodeError::NoLeader { term: raft.metrics().borrow().current_term },
+        Some(id) => NodeError::NotLeader {
+            leader_id: Some(id),
+            leader_addr,
+        },
+        None => NodeError::NoLeader {
+            term: raft.metrics().borrow().current_term,
+        },
     }
 }
 
 impl KvService {
     async fn write(&self, session: Session, op: Op) -> Result<(CommandResult, u64), NodeError> {
-        let cmd = Command { session: Some(session), op };
+        let cmd = Command {
+            session: Some(session),
+            op,
+        };
         match self.raft.client_write(cmd).await {
-            Ok(resp) => match resp.data {
-                CommandResult::DuplicateExpired { floor } => {
-                    Err(NodeError::DuplicateExpired { seq: session.seq, floor })
-                }
-                data => Ok((data, resp.log_id.index)),
+            Ok(resp) => match resp.data.result {
+                CommandResult::DuplicateExpired { floor } => Err(NodeError::DuplicateExpired {
+                    seq: session.seq,
+                    floor,
+                }),
+                result => Ok((result, resp.data.index)),
             },
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
-                Err(forward(f.leader_id, f.leader_node.map(|n| n.addr), &self.raft))
-            }
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => Err(forward(
+                f.leader_id,
+                f.leader_node.map(|n| n.addr),
+                &self.raft,
+            )),
             Err(RaftError::APIError(e)) => Err(NodeError::Raft(e.to_string())),
             Err(RaftError::Fatal(e)) => Err(NodeError::Raft(e.to_string())),
         }
@@ -71,7 +82,8 @@ impl KvService {
             Ok(_) => "ok",
             Err(e) => e.kind(),
         };
-        self.metrics.observe_request(method, result, started.elapsed());
+        self.metrics
+            .observe_request(method, result, started.elapsed());
         res.map(Response::new).map_err(Status::from)
     }
 }
@@ -83,34 +95,54 @@ fn stale(options: &Option<pb::ReadOptions>) -> bool {
 #[tonic::async_trait]
 impl Kv for KvService {
     #[instrument(skip_all, fields(key_len = request.get_ref().key.len()))]
-    async fn get(&self, request: Request<pb::GetRequest>) -> Result<Response<pb::GetResponse>, Status> {
+    async fn get(
+        &self,
+        request: Request<pb::GetRequest>,
+    ) -> Result<Response<pb::GetResponse>, Status> {
         let req = request.into_inner();
         self.observe("get", async {
             validate::key("key", &req.key)?;
             self.read_barrier(stale(&req.options)).await?;
             Ok(match self.reader.get(&req.key)? {
                 Some(value) => pb::GetResponse { found: true, value },
-                None => pb::GetResponse { found: false, value: Vec::new() },
+                None => pb::GetResponse {
+                    found: false,
+                    value: Vec::new(),
+                },
             })
         })
         .await
     }
 
     #[instrument(skip_all, fields(key_len = request.get_ref().key.len()))]
-    async fn put(&self, request: Request<pb::PutRequest>) -> Result<Response<pb::PutResponse>, Status> {
+    async fn put(
+        &self,
+        request: Request<pb::PutRequest>,
+    ) -> Result<Response<pb::PutResponse>, Status> {
         let req = request.into_inner();
         self.observe("put", async {
             let session = validate::session(req.header.as_ref())?;
             validate::key("key", &req.key)?;
             validate::value("value", &req.value)?;
-            let (_, index) = self.write(session, Op::Put { key: req.key, value: req.value }).await?;
+            let (_, index) = self
+                .write(
+                    session,
+                    Op::Put {
+                        key: req.key,
+                        value: req.value,
+                    },
+                )
+                .await?;
             Ok(pb::PutResponse { index })
         })
         .await
     }
 
     #[instrument(skip_all)]
-    async fn delete(&self, request: Request<pb::DeleteRequest>) -> Result<Response<pb::DeleteResponse>, Status> {
+    async fn delete(
+        &self,
+        request: Request<pb::DeleteRequest>,
+    ) -> Result<Response<pb::DeleteResponse>, Status> {
         let req = request.into_inner();
         self.observe("delete", async {
             let session = validate::session(req.header.as_ref())?;
@@ -137,32 +169,51 @@ impl Kv for KvService {
             if let Some(v) = &req.new_value {
                 validate::value("new_value", v)?;
             }
-            let op = Op::CompareAndSwap { key: req.key, expected: req.expected, new_value: req.new_value };
+            let op = Op::CompareAndSwap {
+                key: req.key,
+                expected: req.expected,
+                new_value: req.new_value,
+            };
             match self.write(session, op).await? {
                 (CommandResult::CompareAndSwap { succeeded, current }, index) => {
-                    Ok(pb::CompareAndSwapResponse { succeeded, current, index })
+                    Ok(pb::CompareAndSwapResponse {
+                        succeeded,
+                        current,
+                        index,
+                    })
                 }
-                (other, _) => Err(NodeError::Raft(format!("unexpected result for CAS: {other:?}"))),
+                (other, _) => Err(NodeError::Raft(format!(
+                    "unexpected result for CAS: {other:?}"
+                ))),
             }
         })
         .await
     }
 
     #[instrument(skip_all)]
-    async fn scan(&self, request: Request<pb::ScanRequest>) -> Result<Response<pb::ScanResponse>, Status> {
+    async fn scan(
+        &self,
+        request: Request<pb::ScanRequest>,
+    ) -> Result<Response<pb::ScanResponse>, Status> {
         let req = request.into_inner();
         self.observe("scan", async {
             let limit = validate::scan(&req)?;
             self.read_barrier(stale(&req.options)).await?;
             let (pairs, more) = self.reader.scan(&req.start, &req.end, limit)?;
-            let kvs = pairs.into_iter().map(|(key, value)| pb::KeyValue { key, value }).collect();
+            let kvs = pairs
+                .into_iter()
+                .map(|(key, value)| pb::KeyValue { key, value })
+                .collect();
             Ok(pb::ScanResponse { kvs, more })
         })
         .await
     }
 
     #[instrument(skip_all, fields(ops = request.get_ref().ops.len()))]
-    async fn batch(&self, request: Request<pb::BatchRequest>) -> Result<Response<pb::BatchResponse>, Status> {
+    async fn batch(
+        &self,
+        request: Request<pb::BatchRequest>,
+    ) -> Result<Response<pb::BatchResponse>, Status> {
         let req = request.into_inner();
         self.observe("batch", async {
             let session = validate::session(req.header.as_ref())?;

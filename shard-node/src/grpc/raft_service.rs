@@ -25,18 +25,26 @@ impl RaftService {
                 msg.group_id, self.group_id
             )));
         }
-        postcard::from_bytes(&msg.payload).map_err(|e| Status::invalid_argument(format!("bad raft payload: {e}")))
+        postcard::from_bytes(&msg.payload)
+            .map_err(|e| Status::invalid_argument(format!("bad raft payload: {e}")))
     }
 
     fn encode<T: Serialize>(&self, reply: &T) -> Result<Response<RaftMessage>, Status> {
-        let payload = postcard::to_allocvec(reply).map_err(|e| Status::internal(format!("encode raft reply: {e}")))?;
-        Ok(Response::new(RaftMessage { group_id: self.group_id, payload }))
+        let payload = postcard::to_allocvec(reply)
+            .map_err(|e| Status::internal(format!("encode raft reply: {e}")))?;
+        Ok(Response::new(RaftMessage {
+            group_id: self.group_id,
+            payload,
+        }))
     }
 }
 
 #[tonic::async_trait]
 impl RaftTransport for RaftService {
-    async fn append_entries(&self, request: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
+    async fn append_entries(
+        &self,
+        request: Request<RaftMessage>,
+    ) -> Result<Response<RaftMessage>, Status> {
         let req = self.decode(request.get_ref())?;
         let res = self.raft.append_entries(req).await;
         self.encode(&res)
@@ -48,7 +56,10 @@ impl RaftTransport for RaftService {
         self.encode(&res)
     }
 
-    async fn install_snapshot(&self, request: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
+    async fn install_snapshot(
+        &self,
+        request: Request<RaftMessage>,
+    ) -> Result<Response<RaftMessage>, Status> {
         let req = self.decode(request.get_ref())?;
         let res = self.raft.install_snapshot(req).await;
         self.encode(&res)

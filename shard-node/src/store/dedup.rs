@@ -2,7 +2,7 @@
 //! that the client may still retry, so a retry is answered, not re-applied.
 //!
 //! Two tables, both part of the state machine (and of snapshots):
-//! - `dedup`: `client_id (16 bytes) ++ seq (u64 big-endian)` -> postcard(`CommandResult`);
+//! - `dedup`: `client_id (16 bytes) ++ seq (u64 big-endian)` -> postcard(`Applied`: first-applied index and result);
 //!   big-endian seqs make one client's entries a contiguous, ordered run.
 //! - `dedup_floor`: `client_id` -> floor. Every seq below the floor was
 //!   acknowledged by the client (`Session::ack_below`): its result is forgotten
@@ -12,7 +12,7 @@ use redb::{ReadableTable, Table};
 
 use super::codec::{decode, encode};
 use super::error::StoreError;
-use crate::types::{CommandResult, Session};
+use crate::types::{Applied, Session};
 
 /// Length of a dedup key: client id then big-endian seq.
 pub(crate) const DEDUP_KEY_LEN: usize = 16 + 8;
@@ -25,7 +25,7 @@ pub(crate) enum Verdict {
     /// Never seen: apply it, then [`record`] the result.
     Fresh,
     /// Applied before: answer the stored result without applying again.
-    Replay(CommandResult),
+    Replay(Applied),
     /// Below the client's floor: applied before, result forgotten.
     Expired { floor: u64 },
 }
@@ -61,11 +61,7 @@ impl DedupTables<'_> {
     /// Stores the result of a freshly applied command, then raises the
     /// client's floor to `ack_below` (never lowers it) and forgets every
     /// result below the new floor.
-    pub(crate) fn record(
-        &mut self,
-        session: &Session,
-        result: &CommandResult,
-    ) -> Result<(), StoreError> {
+    pub(crate) fn record(&mut self, session: &Session, result: &Applied) -> Result<(), StoreError> {
         let key = dedup_key(&session.client_id, session.seq);
         let bytes = encode("dedup result", result)?;
         self.results.insert(key.as_slice(), bytes.as_slice())?;

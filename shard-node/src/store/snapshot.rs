@@ -39,7 +39,7 @@ pub(crate) struct SnapshotPayload {
     pub ranges: Vec<KeyRange>,
     /// Storage key -> value, in storage-key order.
     pub data: Vec<(Vec<u8>, Vec<u8>)>,
-    /// Raw dedup rows: `client_id ++ seq BE` -> postcard(`CommandResult`).
+    /// Raw dedup rows: `client_id ++ seq BE` -> postcard(`Applied`: first-applied index and result).
     pub dedup: Vec<(Vec<u8>, Vec<u8>)>,
     /// Raw dedup floors: `client_id` -> floor.
     pub floors: Vec<(Vec<u8>, u64)>,

@@ -18,7 +18,7 @@ use super::error::StoreError;
 use super::snapshot::{self, SnapshotBuilder};
 use super::tables::{self, get_record, put_record};
 use crate::types::{
-    BatchOp, Command, CommandResult, Entry, LogId, NodeId, Op, Snapshot, SnapshotMeta,
+    Applied, BatchOp, Command, CommandResult, Entry, LogId, NodeId, Op, Snapshot, SnapshotMeta,
     StoredMembership, TypeConfig,
 };
 
@@ -71,7 +71,7 @@ pub(crate) fn apply_entries(
     db: &Database,
     mode: PartitionMode,
     entries: Vec<Entry>,
-) -> Result<Vec<CommandResult>, StoreError> {
+) -> Result<Vec<Applied>, StoreError> {
     let mut txn = db.begin_write()?;
     txn.set_durability(Durability::None)?;
     let mut results = Vec::with_capacity(entries.len());
@@ -85,12 +85,21 @@ pub(crate) fn apply_entries(
         let mut membership = None;
         for entry in entries {
             last_applied = Some(entry.log_id);
+            let index = entry.log_id.index;
             let result = match entry.payload {
-                EntryPayload::Blank => CommandResult::None,
-                EntryPayload::Normal(command) => apply_command(&mut kv, &mut dedup, mode, command)?,
+                EntryPayload::Blank => Applied {
+                    index,
+                    result: CommandResult::None,
+                },
+                EntryPayload::Normal(command) => {
+                    apply_command(&mut kv, &mut dedup, mode, index, command)?
+                }
                 EntryPayload::Membership(m) => {
                     membership = Some(StoredMembership::new(Some(entry.log_id), m));
-                    CommandResult::None
+                    Applied {
+                        index,
+                        result: CommandResult::None,
+                    }
                 }
             };
             results.push(result);
@@ -112,14 +121,21 @@ fn apply_command(
     kv: &mut Table<&'static [u8], &'static [u8]>,
     dedup: &mut DedupTables<'_>,
     mode: PartitionMode,
+    index: u64,
     command: Command,
-) -> Result<CommandResult, StoreError> {
+) -> Result<Applied, StoreError> {
     let Some(session) = command.session else {
-        return apply_op(kv, mode, command.op);
+        return Ok(Applied {
+            index,
+            result: apply_op(kv, mode, command.op)?,
+        });
     };
     match dedup.check(&session)? {
         Verdict::Fresh => {
-            let result = apply_op(kv, mode, command.op)?;
+            let result = Applied {
+                index,
+                result: apply_op(kv, mode, command.op)?,
+            };
             dedup.record(&session, &result)?;
             Ok(result)
         }
@@ -130,7 +146,10 @@ fn apply_command(
             );
             Ok(result)
         }
-        Verdict::Expired { floor } => Ok(CommandResult::DuplicateExpired { floor }),
+        Verdict::Expired { floor } => Ok(Applied {
+            index,
+            result: CommandResult::DuplicateExpired { floor },
+        }),
     }
 }
 
@@ -199,7 +218,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         read().map_err(StoreError::read_sm)
     }
 
-    async fn apply<I>(&mut self, entries: I) -> Result<Vec<CommandResult>, StorageError<NodeId>>
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Applied>, StorageError<NodeId>>
     where
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,

@@ -23,7 +23,7 @@ pub(crate) const SM_META: TableDefinition<&str, &[u8]> = TableDefinition::new("s
 pub(crate) const KV: TableDefinition<&[u8], &[u8]> = TableDefinition::new("kv");
 /// Range metadata: range id -> postcard(`KeyRange`).
 pub(crate) const RANGES: TableDefinition<u64, &[u8]> = TableDefinition::new("ranges");
-/// Dedup results: client_id (16 bytes) ++ seq (u64 big-endian) -> postcard(`CommandResult`).
+/// Dedup results: client_id (16 bytes) ++ seq (u64 big-endian) -> postcard(`Applied`: first-applied index and result).
 pub(crate) const DEDUP: TableDefinition<&[u8], &[u8]> = TableDefinition::new("dedup");
 /// Dedup floors: client_id (16 bytes) -> lowest seq the client may still retry.
 pub(crate) const DEDUP_FLOOR: TableDefinition<&[u8], u64> = TableDefinition::new("dedup_floor");

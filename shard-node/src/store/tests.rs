@@ -12,7 +12,7 @@ use shardline_proto::keyspace::{KeyRange, PartitionMode};
 use tempfile::TempDir;
 
 use super::{open, OpenedStore, StoreError};
-use crate::types::{BatchOp, Command, CommandResult, Entry, Op, Session, Vote};
+use crate::types::{Applied, BatchOp, Command, CommandResult, Entry, Op, Session, Vote};
 
 const GROUP: u64 = 3;
 
@@ -66,6 +66,19 @@ fn b(s: &str) -> Vec<u8> {
 
 /// Applies `commands` as consecutive entries starting at `first`.
 async fn apply(store: &mut OpenedStore, first: u64, commands: Vec<Command>) -> Vec<CommandResult> {
+    apply_indexed(store, first, commands)
+        .await
+        .into_iter()
+        .map(|a| a.result)
+        .collect()
+}
+
+/// [`apply`], keeping the index each answer reports.
+async fn apply_indexed(
+    store: &mut OpenedStore,
+    first: u64,
+    commands: Vec<Command>,
+) -> Vec<Applied> {
     let entries = commands
         .into_iter()
         .enumerate()
@@ -165,6 +178,22 @@ async fn batch_applies_all_ops_in_order() {
     assert_eq!(
         s.reader.scan(b"", b"", 10).unwrap(),
         (vec![(b("b"), b("2"))], false)
+    );
+}
+
+#[tokio::test]
+async fn a_replayed_write_reports_the_index_it_was_first_applied_at() {
+    let (_dir, mut s) = fresh(PartitionMode::Hash);
+    let write = Command {
+        session: session(3, 1, 0),
+        op: put("k", "v"),
+    };
+    let first = apply_indexed(&mut s, 7, vec![write.clone()]).await;
+    let retry = apply_indexed(&mut s, 9, vec![write]).await;
+    assert_eq!(first[0].index, 7);
+    assert_eq!(
+        retry, first,
+        "the retry at index 9 answers as the original at 7"
     );
 }
 
