@@ -30,7 +30,8 @@
 //! - [`endpoints`]: where to find the cluster (flag, env, playground file,
 //!   defaults).
 //! - [`cli`]: the `shardline` binary's commands (`src/main.rs` only calls
-//!   [`cli::main`]), including `playground` and `bench`.
+//!   [`cli::main`]), including `status`, `playground`, `bench` and
+//!   `placement`.
 
 pub mod admin;
 pub mod cli;

@@ -29,6 +29,7 @@ use crate::options::ClientOptions;
 pub mod bench;
 mod kv_cmds;
 pub mod output;
+pub mod placement;
 pub mod playground;
 mod status_cmd;
 
@@ -89,11 +90,14 @@ pub enum Command {
     Playground(playground::PlaygroundArgs),
     /// Generate load (YCSB style) and report throughput and latency.
     Bench(bench::BenchArgs),
+    /// Compare placement strategies (hash ring, rendezvous) offline.
+    Placement(placement::PlacementArgs),
 }
 
 /// Entry point of the binary: parses the command line, runs, prints, and
 /// returns the exit code.
 pub fn main() -> ExitCode {
+    restore_sigpipe();
     let cli = Cli::parse();
     init_tracing();
     let format = cli.output;
@@ -122,6 +126,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<Report> {
         Command::Status => status_cmd::status(&ctx).await,
         Command::Playground(a) => playground::run(&ctx, a).await,
         Command::Bench(a) => bench::run(&ctx, a).await,
+        Command::Placement(a) => {
+            // Prints its own output; nothing is left to print afterwards.
+            placement::run(&a, ctx.output == OutputFormat::Json)?;
+            Ok(Report::new("", serde_json::Value::Null))
+        }
     }
 }
 
@@ -164,6 +173,18 @@ pub fn exit_code_of(e: &anyhow::Error) -> u8 {
 pub fn one_line(e: &anyhow::Error) -> String {
     let text = format!("{e:#}");
     text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Lets `shardline ... | head` end quietly, like other Unix tools, instead
+/// of panicking on a closed stdout (Rust ignores SIGPIPE by default; sockets
+/// are unaffected, they write with MSG_NOSIGNAL).
+fn restore_sigpipe() {
+    use nix::sys::signal::{signal, SigHandler, Signal};
+    // SAFETY: called first thing in `main`, before any thread exists, and
+    // installs the default disposition, not a handler.
+    unsafe {
+        let _ = signal(Signal::SIGPIPE, SigHandler::SigDfl);
+    }
 }
 
 fn init_tracing() {

@@ -126,6 +126,9 @@ pub async fn run(ctx: &Context, a: BenchArgs) -> anyhow::Result<Report> {
         None
     };
 
+    if read_ratio > 0.0 && !a.preload && ctx.output == super::OutputFormat::Human {
+        eprintln!("note: keys were not preloaded (--preload); reads of keys never written find nothing");
+    }
     let start = Instant::now();
     let measure_from = start + a.warmup;
     let end = measure_from + a.duration;

@@ -165,6 +165,8 @@ fn spawn(p: &ProcessSpec) -> anyhow::Result<tokio::process::Child> {
     if std::env::var_os("RUST_LOG").is_none() {
         cmd.env("RUST_LOG", "info");
     }
+    // Plain text in the log files, no terminal colour codes.
+    cmd.env("NO_COLOR", "1");
     cmd.spawn().with_context(|| format!("starting {} ({})", p.name, p.program.display()))
 }
 
