@@ -33,8 +33,11 @@ async fn follower_kept_down_past_compaction_catches_up_by_snapshot() -> Result<(
         let idx = admin.compact().await?;
         ensure!(idx > before, "member {} compacted to {idx}, not past {before}", m.id);
     }
-    let leader_st = group.status(leader).await?;
-    ensure!(leader_st.purged_index > before, "leader purged only to {}", leader_st.purged_index);
+    let leader_st = shardline_e2e::wait_until("the leader to purge past the follower", Duration::from_secs(20), || {
+        let g = &group;
+        async move { g.status(leader).await.ok().filter(|s| s.purged_index > before) }
+    })
+    .await?;
 
     group.restart(follower)?;
     let st = group.wait_applied(follower, leader_st.last_applied, Duration::from_secs(30)).await?;

@@ -18,6 +18,8 @@ use crate::types::Raft;
 
 /// How long Compact waits for the snapshot to be built.
 const COMPACT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long Compact waits for the purge that follows the snapshot.
+const PURGE_WAIT: Duration = Duration::from_secs(10);
 
 pub struct AdminService {
     pub raft: Raft,
@@ -194,7 +196,19 @@ impl Admin for AdminService {
             .purge_log(snapshot_index)
             .await
             .map_err(|e| NodeError::Raft(e.to_string()))?;
-        info!(snapshot_index, "compacted");
-        Ok(Response::new(pb::CompactResponse { snapshot_index }))
+        // A leader purges once no replication task reads those entries; wait
+        // for that a bounded time and report how far the purge got.
+        let purged = |m: &openraft::RaftMetrics<u64, BasicNode>| m.purged.map(|p| p.index).unwrap_or(0);
+        let purged_index = match self
+            .raft
+            .wait(Some(PURGE_WAIT))
+            .metrics(|m| purged(m) >= snapshot_index, "log purged up to the snapshot")
+            .await
+        {
+            Ok(m) => purged(&m),
+            Err(_) => purged(&self.raft.metrics().borrow()),
+        };
+        info!(snapshot_index, purged_index, "compacted");
+        Ok(Response::new(pb::CompactResponse { snapshot_index, purged_index }))
     }
 }
