@@ -43,13 +43,19 @@ impl AdminClient {
     }
 
     /// Like [`Self::connect`], sharing the channels of `pool`.
-    pub fn with_pool<I, S>(endpoints: I, opts: ClientOptions, pool: ChannelPool) -> Result<Self, ClientError>
+    pub fn with_pool<I, S>(
+        endpoints: I,
+        opts: ClientOptions,
+        pool: ChannelPool,
+    ) -> Result<Self, ClientError>
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
         let endpoints = endpoints.into_iter().map(Into::into).collect();
-        Ok(AdminClient { router: Arc::new(Router::new(endpoints, pool, opts)?) })
+        Ok(AdminClient {
+            router: Arc::new(Router::new(endpoints, pool, opts)?),
+        })
     }
 
     /// The configured endpoints, normalized.
@@ -96,7 +102,10 @@ impl AdminClient {
                 break;
             }
             let round = join_all(todo.iter().map(|a| async move {
-                MemberReport { address: a.clone(), status: self.status_of(a).await }
+                MemberReport {
+                    address: a.clone(),
+                    status: self.status_of(a).await,
+                }
             }))
             .await;
             asked.append(&mut todo);
@@ -117,13 +126,25 @@ impl AdminClient {
     }
 
     /// Adds member `node_id` at `address` (learner first, then voter).
-    pub async fn add_member(&self, node_id: u64, address: &str) -> Result<Vec<pb::Member>, ClientError> {
-        let req = pb::AddMemberRequest { node_id, address: address.to_string() };
+    pub async fn add_member(
+        &self,
+        node_id: u64,
+        address: &str,
+    ) -> Result<Vec<pb::Member>, ClientError> {
+        let req = pb::AddMemberRequest {
+            node_id,
+            address: address.to_string(),
+        };
         let resp = self
             .router
             .call("add_member", true, |ch, timeout| {
                 let req = req.clone();
-                async move { pool::admin_stub(ch).add_member(timed(req, timeout)).await.map(tonic::Response::into_inner) }
+                async move {
+                    pool::admin_stub(ch)
+                        .add_member(timed(req, timeout))
+                        .await
+                        .map(tonic::Response::into_inner)
+                }
             })
             .await?;
         Ok(resp.members)
@@ -135,7 +156,10 @@ impl AdminClient {
         let resp = self
             .router
             .call("remove_member", true, |ch, timeout| async move {
-                pool::admin_stub(ch).remove_member(timed(req, timeout)).await.map(tonic::Response::into_inner)
+                pool::admin_stub(ch)
+                    .remove_member(timed(req, timeout))
+                    .await
+                    .map(tonic::Response::into_inner)
             })
             .await?;
         Ok(resp.members)
@@ -147,7 +171,10 @@ impl AdminClient {
         let resp = self
             .router
             .call("compact", true, |ch, timeout| async move {
-                pool::admin_stub(ch).compact(timed(pb::CompactRequest {}, timeout)).await.map(tonic::Response::into_inner)
+                pool::admin_stub(ch)
+                    .compact(timed(pb::CompactRequest {}, timeout))
+                    .await
+                    .map(tonic::Response::into_inner)
             })
             .await?;
         Ok(resp.snapshot_index)

@@ -70,7 +70,10 @@ pub fn shardline_home() -> PathBuf {
     home_from(std::env::var_os(ENV_HOME), std::env::var_os("HOME"))
 }
 
-fn home_from(shardline_home: Option<std::ffi::OsString>, home: Option<std::ffi::OsString>) -> PathBuf {
+fn home_from(
+    shardline_home: Option<std::ffi::OsString>,
+    home: Option<std::ffi::OsString>,
+) -> PathBuf {
     match shardline_home.filter(|h| !h.is_empty()) {
         Some(h) => PathBuf::from(h),
         None => PathBuf::from(home.unwrap_or_else(|| ".".into())).join(".shardline"),
@@ -84,7 +87,10 @@ pub fn playground_path(home: &Path) -> PathBuf {
 
 /// Splits a comma-separated list, dropping blanks and normalizing.
 pub fn parse_list(list: &str) -> Vec<String> {
-    list.split(',').map(normalize_address).filter(|s| !s.is_empty()).collect()
+    list.split(',')
+        .map(normalize_address)
+        .filter(|s| !s.is_empty())
+        .collect()
 }
 
 /// Resolves endpoints from `flag`, the process environment and the real
@@ -95,25 +101,42 @@ pub fn resolve(flag: Option<&str>) -> Result<ResolvedEndpoints, ClientError> {
 }
 
 /// Resolves endpoints from explicit inputs (what [`resolve`] reads).
-pub fn resolve_from(flag: Option<&str>, env: Option<&str>, home: &Path) -> Result<ResolvedEndpoints, ClientError> {
+pub fn resolve_from(
+    flag: Option<&str>,
+    env: Option<&str>,
+    home: &Path,
+) -> Result<ResolvedEndpoints, ClientError> {
     if let Some(list) = flag {
         let endpoints = parse_list(list);
         if endpoints.is_empty() {
             return Err(ClientError::NoEndpoints);
         }
-        return Ok(ResolvedEndpoints { endpoints, source: EndpointSource::Flag });
+        return Ok(ResolvedEndpoints {
+            endpoints,
+            source: EndpointSource::Flag,
+        });
     }
     if let Some(list) = env {
         let endpoints = parse_list(list);
         if !endpoints.is_empty() {
-            return Ok(ResolvedEndpoints { endpoints, source: EndpointSource::Env });
+            return Ok(ResolvedEndpoints {
+                endpoints,
+                source: EndpointSource::Env,
+            });
         }
     }
     let path = playground_path(home);
     if let Some(file) = read_playground_file(&path)? {
-        let endpoints: Vec<String> = file.endpoints.iter().map(|e| normalize_address(e)).collect();
+        let endpoints: Vec<String> = file
+            .endpoints
+            .iter()
+            .map(|e| normalize_address(e))
+            .collect();
         if !endpoints.is_empty() {
-            return Ok(ResolvedEndpoints { endpoints, source: EndpointSource::PlaygroundFile(path) });
+            return Ok(ResolvedEndpoints {
+                endpoints,
+                source: EndpointSource::PlaygroundFile(path),
+            });
         }
     }
     Ok(ResolvedEndpoints {
@@ -129,13 +152,19 @@ pub fn read_playground_file(path: &Path) -> Result<Option<PlaygroundFile>, Clien
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(playground_error(path, e.to_string())),
     };
-    serde_json::from_str(&text)
-        .map(Some)
-        .map_err(|e| playground_error(path, format!("{e} (delete the file if no playground is running)")))
+    serde_json::from_str(&text).map(Some).map_err(|e| {
+        playground_error(
+            path,
+            format!("{e} (delete the file if no playground is running)"),
+        )
+    })
 }
 
 fn playground_error(path: &Path, reason: String) -> ClientError {
-    ClientError::PlaygroundFile { path: path.to_path_buf(), reason }
+    ClientError::PlaygroundFile {
+        path: path.to_path_buf(),
+        reason,
+    }
 }
 
 #[cfg(test)]
@@ -167,13 +196,28 @@ mod tests {
         assert_eq!(r.endpoints, ["127.0.0.1:9001", "127.0.0.1:9002"]);
 
         let r = resolve_from(None, Some("e:1, e:2,"), h).unwrap();
-        assert_eq!((r.source, r.endpoints), (EndpointSource::Env, vec!["e:1".to_string(), "e:2".to_string()]));
+        assert_eq!(
+            (r.source, r.endpoints),
+            (
+                EndpointSource::Env,
+                vec!["e:1".to_string(), "e:2".to_string()]
+            )
+        );
         // A blank variable counts as unset.
-        assert!(matches!(resolve_from(None, Some(" "), h).unwrap().source, EndpointSource::PlaygroundFile(_)));
+        assert!(matches!(
+            resolve_from(None, Some(" "), h).unwrap().source,
+            EndpointSource::PlaygroundFile(_)
+        ));
 
         let r = resolve_from(Some("f:1"), Some("e:1"), h).unwrap();
-        assert_eq!((r.source, r.endpoints), (EndpointSource::Flag, vec!["f:1".to_string()]));
-        assert!(matches!(resolve_from(Some(","), None, h), Err(ClientError::NoEndpoints)));
+        assert_eq!(
+            (r.source, r.endpoints),
+            (EndpointSource::Flag, vec!["f:1".to_string()])
+        );
+        assert!(matches!(
+            resolve_from(Some(","), None, h),
+            Err(ClientError::NoEndpoints)
+        ));
     }
 
     #[test]
@@ -186,8 +230,17 @@ mod tests {
 
     #[test]
     fn home_defaults_to_dot_shardline() {
-        assert_eq!(home_from(None, Some("/home/u".into())), PathBuf::from("/home/u/.shardline"));
-        assert_eq!(home_from(Some("/x".into()), Some("/home/u".into())), PathBuf::from("/x"));
-        assert_eq!(home_from(Some("".into()), Some("/h".into())), PathBuf::from("/h/.shardline"));
+        assert_eq!(
+            home_from(None, Some("/home/u".into())),
+            PathBuf::from("/home/u/.shardline")
+        );
+        assert_eq!(
+            home_from(Some("/x".into()), Some("/home/u".into())),
+            PathBuf::from("/x")
+        );
+        assert_eq!(
+            home_from(Some("".into()), Some("/h".into())),
+            PathBuf::from("/h/.shardline")
+        );
     }
 }

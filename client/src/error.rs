@@ -28,7 +28,10 @@ pub enum ClientError {
 
     /// The playground file could not be read.
     #[error("playground file {}: {reason}", path.display())]
-    PlaygroundFile { path: std::path::PathBuf, reason: String },
+    PlaygroundFile {
+        path: std::path::PathBuf,
+        reason: String,
+    },
 
     /// The request is malformed (checked locally before sending, or reported
     /// by the server). Never retried.
@@ -41,12 +44,18 @@ pub enum ClientError {
 
     /// A retried write whose result the server already forgot, because the
     /// session acknowledged `seq` (it was below the session's ack floor).
-    #[error("write seq {seq} was already acknowledged and forgotten by the server (ack floor {floor})")]
+    #[error(
+        "write seq {seq} was already acknowledged and forgotten by the server (ack floor {floor})"
+    )]
     DuplicateExpired { seq: u64, floor: u64 },
 
     /// The server answered with a status the library does not retry.
     #[error("{address}: {code:?}: {message}")]
-    Rejected { address: String, code: Code, message: String },
+    Rejected {
+        address: String,
+        code: Code,
+        message: String,
+    },
 
     /// Every attempt failed with a retryable error and the retry budget
     /// (attempt count) ran out.
@@ -74,20 +83,28 @@ impl ClientError {
     /// Whether the cluster could not be reached or could not decide in time
     /// (as opposed to answering "no").
     pub fn is_unavailable(&self) -> bool {
-        matches!(self, ClientError::Unavailable { .. } | ClientError::DeadlineExceeded { .. })
+        matches!(
+            self,
+            ClientError::Unavailable { .. } | ClientError::DeadlineExceeded { .. }
+        )
     }
 
     /// Maps a non-retryable server status from `address` to an error,
     /// reading its typed detail.
     pub(crate) fn from_status(address: &str, status: &Status) -> Self {
         match detail_of(status) {
-            Some(Kind::InvalidArgument(a)) => {
-                ClientError::InvalidArgument { field: a.field, reason: a.reason }
-            }
-            Some(Kind::WrongGroup(w)) => {
-                ClientError::WrongGroup { address: address.to_string(), config_num: w.config_num }
-            }
-            Some(Kind::DuplicateExpired(d)) => ClientError::DuplicateExpired { seq: d.seq, floor: d.floor },
+            Some(Kind::InvalidArgument(a)) => ClientError::InvalidArgument {
+                field: a.field,
+                reason: a.reason,
+            },
+            Some(Kind::WrongGroup(w)) => ClientError::WrongGroup {
+                address: address.to_string(),
+                config_num: w.config_num,
+            },
+            Some(Kind::DuplicateExpired(d)) => ClientError::DuplicateExpired {
+                seq: d.seq,
+                floor: d.floor,
+            },
             _ if status.code() == Code::InvalidArgument => ClientError::InvalidArgument {
                 field: "request".to_string(),
                 reason: status.message().to_string(),
@@ -111,7 +128,13 @@ mod tests {
         let e = ClientError::from_status("a:1", &st::invalid_argument("key", "empty"));
         assert!(matches!(e, ClientError::InvalidArgument { ref field, .. } if field == "key"));
         let e = ClientError::from_status("a:1", &Status::internal("boom"));
-        assert!(matches!(e, ClientError::Rejected { code: Code::Internal, .. }));
+        assert!(matches!(
+            e,
+            ClientError::Rejected {
+                code: Code::Internal,
+                ..
+            }
+        ));
         assert!(!e.is_unavailable());
     }
 }

@@ -74,7 +74,10 @@ impl GroupStatus {
             .max_by_key(|(_, s)| s.term)
             .copied();
         let leader = match leader_answer {
-            Some((addr, s)) => Some(LeaderRef { id: s.node_id, address: normalize_address(addr) }),
+            Some((addr, s)) => Some(LeaderRef {
+                id: s.node_id,
+                address: normalize_address(addr),
+            }),
             None => answers
                 .iter()
                 .filter(|(_, s)| s.leader_id.is_some())
@@ -92,9 +95,16 @@ impl GroupStatus {
 
         let mut members: Vec<MemberView> = Vec::new();
         for r in reports {
-            let listed = roster.iter().find(|m| normalize_address(&m.address) == r.address);
+            let listed = roster
+                .iter()
+                .find(|m| normalize_address(&m.address) == r.address);
             let status = r.status.as_ref().map_err(|e| e.to_string());
-            members.push(member_view(&r.address, status, listed, leader_answer.map(|(_, s)| s)));
+            members.push(member_view(
+                &r.address,
+                status,
+                listed,
+                leader_answer.map(|(_, s)| s),
+            ));
         }
         // Listed members nobody could ask (should not happen: status_all
         // asks every listed member) still appear.
@@ -102,11 +112,23 @@ impl GroupStatus {
             let a = normalize_address(&m.address);
             if !members.iter().any(|v| v.address == a) {
                 let status = Err("not asked".to_string());
-                members.push(member_view(&a, status, Some(m), leader_answer.map(|(_, s)| s)));
+                members.push(member_view(
+                    &a,
+                    status,
+                    Some(m),
+                    leader_answer.map(|(_, s)| s),
+                ));
             }
         }
-        members.sort_by(|a, b| (a.id.is_none(), a.id, &a.address).cmp(&(b.id.is_none(), b.id, &b.address)));
-        GroupStatus { group_id, leader, term, members }
+        members.sort_by(|a, b| {
+            (a.id.is_none(), a.id, &a.address).cmp(&(b.id.is_none(), b.id, &b.address))
+        });
+        GroupStatus {
+            group_id,
+            leader,
+            term,
+            members,
+        }
     }
 
     /// Number of members that answered.
@@ -130,7 +152,9 @@ fn member_view(
         Ok(s) => MemberView {
             id: Some(s.node_id),
             address: address.to_string(),
-            role: listed.map(|m| m.role.clone()).unwrap_or_else(|| own_role(&s.state)),
+            role: listed
+                .map(|m| m.role.clone())
+                .unwrap_or_else(|| own_role(&s.state)),
             reachable: true,
             state: s.state.clone(),
             term: Some(s.term),
@@ -145,7 +169,9 @@ fn member_view(
         Err(e) => MemberView {
             id: listed.map(|m| m.id),
             address: address.to_string(),
-            role: listed.map(|m| m.role.clone()).unwrap_or_else(|| "unknown".into()),
+            role: listed
+                .map(|m| m.role.clone())
+                .unwrap_or_else(|| "unknown".into()),
             reachable: false,
             state: "unreachable".into(),
             term: None,
@@ -173,7 +199,12 @@ pub(crate) mod tests {
     use super::*;
     use crate::ClientError;
 
-    pub(crate) fn answer(id: u64, state: &str, last_log: u64, members: &[(u64, &str, &str, Option<u64>)]) -> pb::StatusResponse {
+    pub(crate) fn answer(
+        id: u64,
+        state: &str,
+        last_log: u64,
+        members: &[(u64, &str, &str, Option<u64>)],
+    ) -> pb::StatusResponse {
         pb::StatusResponse {
             node_id: id,
             group_id: 1,
@@ -205,8 +236,14 @@ pub(crate) mod tests {
             (3, "127.0.0.1:7403", "follower", Some(40)),
         ];
         vec![
-            MemberReport { address: "127.0.0.1:7401".into(), status: Ok(answer(1, "leader", 100, &roster)) },
-            MemberReport { address: "127.0.0.1:7402".into(), status: Ok(answer(2, "follower", 90, &[])) },
+            MemberReport {
+                address: "127.0.0.1:7401".into(),
+                status: Ok(answer(1, "leader", 100, &roster)),
+            },
+            MemberReport {
+                address: "127.0.0.1:7402".into(),
+                status: Ok(answer(2, "follower", 90, &[])),
+            },
             MemberReport {
                 address: "127.0.0.1:7403".into(),
                 status: Err(ClientError::Unavailable {
@@ -223,12 +260,33 @@ pub(crate) mod tests {
     #[test]
     fn roles_and_lag_come_from_the_leader_and_down_members_show() {
         let g = GroupStatus::from_reports(&three_member_reports());
-        assert_eq!(g.leader, Some(LeaderRef { id: 1, address: "127.0.0.1:7401".into() }));
+        assert_eq!(
+            g.leader,
+            Some(LeaderRef {
+                id: 1,
+                address: "127.0.0.1:7401".into()
+            })
+        );
         assert_eq!(g.reachable(), 2);
-        let roles: Vec<_> = g.members.iter().map(|m| (m.id, m.role.as_str(), m.lag)).collect();
-        assert_eq!(roles, vec![(Some(1), "leader", Some(0)), (Some(2), "follower", Some(10)), (Some(3), "follower", Some(60))]);
+        let roles: Vec<_> = g
+            .members
+            .iter()
+            .map(|m| (m.id, m.role.as_str(), m.lag))
+            .collect();
+        assert_eq!(
+            roles,
+            vec![
+                (Some(1), "leader", Some(0)),
+                (Some(2), "follower", Some(10)),
+                (Some(3), "follower", Some(60))
+            ]
+        );
         assert_eq!(g.members[2].state, "unreachable");
-        assert!(g.members[2].error.as_deref().unwrap().contains("connection refused"));
+        assert!(g.members[2]
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("connection refused"));
     }
 
     #[test]

@@ -31,7 +31,9 @@ pub enum ReadMode {
 
 impl ReadMode {
     fn options(self) -> Option<pb::ReadOptions> {
-        Some(pb::ReadOptions { stale: self == ReadMode::Stale })
+        Some(pb::ReadOptions {
+            stale: self == ReadMode::Stale,
+        })
     }
 }
 
@@ -103,14 +105,21 @@ impl KvClient {
     }
 
     /// Like [`Self::connect`], sharing the channels of `pool`.
-    pub fn with_pool<I, S>(endpoints: I, opts: ClientOptions, pool: ChannelPool) -> Result<Self, ClientError>
+    pub fn with_pool<I, S>(
+        endpoints: I,
+        opts: ClientOptions,
+        pool: ChannelPool,
+    ) -> Result<Self, ClientError>
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
         let endpoints = endpoints.into_iter().map(Into::into).collect();
         let router = Router::new(endpoints, pool, opts)?;
-        Ok(KvClient { router: Arc::new(router), session: Arc::new(Session::new()) })
+        Ok(KvClient {
+            router: Arc::new(router),
+            session: Arc::new(Session::new()),
+        })
     }
 
     /// The configured endpoints, normalized.
@@ -151,22 +160,38 @@ impl KvClient {
     }
 
     /// Read of `key` in the given mode.
-    pub async fn get_with(&self, key: impl AsRef<[u8]>, mode: ReadMode) -> Result<Option<Vec<u8>>, ClientError> {
+    pub async fn get_with(
+        &self,
+        key: impl AsRef<[u8]>,
+        mode: ReadMode,
+    ) -> Result<Option<Vec<u8>>, ClientError> {
         let key = key.as_ref();
         validate::key("key", key)?;
-        let req = pb::GetRequest { key: key.to_vec(), options: mode.options() };
+        let req = pb::GetRequest {
+            key: key.to_vec(),
+            options: mode.options(),
+        };
         let resp = self
             .router
             .call("get", mode == ReadMode::Linearizable, |ch, timeout| {
                 let req = req.clone();
-                async move { pool::kv_stub(ch).get(timed(req, timeout)).await.map(tonic::Response::into_inner) }
+                async move {
+                    pool::kv_stub(ch)
+                        .get(timed(req, timeout))
+                        .await
+                        .map(tonic::Response::into_inner)
+                }
             })
             .await?;
         Ok(resp.found.then_some(resp.value))
     }
 
     /// Writes `value` under `key`; returns the Raft log index of the write.
-    pub async fn put(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<u64, ClientError> {
+    pub async fn put(
+        &self,
+        key: impl AsRef<[u8]>,
+        value: impl AsRef<[u8]>,
+    ) -> Result<u64, ClientError> {
         let ticket = self.session.begin();
         self.put_with_header(ticket.header(), key, value).await
     }
@@ -181,12 +206,21 @@ impl KvClient {
         let (key, value) = (key.as_ref(), value.as_ref());
         validate::key("key", key)?;
         validate::value("value", value)?;
-        let req = pb::PutRequest { header: Some(header.clone()), key: key.to_vec(), value: value.to_vec() };
+        let req = pb::PutRequest {
+            header: Some(header.clone()),
+            key: key.to_vec(),
+            value: value.to_vec(),
+        };
         let resp = self
             .router
             .call("put", true, |ch, timeout| {
                 let req = req.clone();
-                async move { pool::kv_stub(ch).put(timed(req, timeout)).await.map(tonic::Response::into_inner) }
+                async move {
+                    pool::kv_stub(ch)
+                        .put(timed(req, timeout))
+                        .await
+                        .map(tonic::Response::into_inner)
+                }
             })
             .await?;
         Ok(resp.index)
@@ -206,15 +240,26 @@ impl KvClient {
     ) -> Result<DeleteOutcome, ClientError> {
         let key = key.as_ref();
         validate::key("key", key)?;
-        let req = pb::DeleteRequest { header: Some(header.clone()), key: key.to_vec() };
+        let req = pb::DeleteRequest {
+            header: Some(header.clone()),
+            key: key.to_vec(),
+        };
         let resp = self
             .router
             .call("delete", true, |ch, timeout| {
                 let req = req.clone();
-                async move { pool::kv_stub(ch).delete(timed(req, timeout)).await.map(tonic::Response::into_inner) }
+                async move {
+                    pool::kv_stub(ch)
+                        .delete(timed(req, timeout))
+                        .await
+                        .map(tonic::Response::into_inner)
+                }
             })
             .await?;
-        Ok(DeleteOutcome { existed: resp.existed, index: resp.index })
+        Ok(DeleteOutcome {
+            existed: resp.existed,
+            index: resp.index,
+        })
     }
 
     /// Sets `key` to `new_value` (or deletes it when `None`) if its current
@@ -226,7 +271,8 @@ impl KvClient {
         new_value: Option<&[u8]>,
     ) -> Result<CasOutcome, ClientError> {
         let ticket = self.session.begin();
-        self.compare_and_swap_with_header(ticket.header(), key, expected, new_value).await
+        self.compare_and_swap_with_header(ticket.header(), key, expected, new_value)
+            .await
     }
 
     /// [`Self::compare_and_swap`] with an explicit request header.
@@ -254,16 +300,31 @@ impl KvClient {
             .router
             .call("compare_and_swap", true, |ch, timeout| {
                 let req = req.clone();
-                async move { pool::kv_stub(ch).compare_and_swap(timed(req, timeout)).await.map(tonic::Response::into_inner) }
+                async move {
+                    pool::kv_stub(ch)
+                        .compare_and_swap(timed(req, timeout))
+                        .await
+                        .map(tonic::Response::into_inner)
+                }
             })
             .await?;
-        Ok(CasOutcome { succeeded: resp.succeeded, current: resp.current, index: resp.index })
+        Ok(CasOutcome {
+            succeeded: resp.succeeded,
+            current: resp.current,
+            index: resp.index,
+        })
     }
 
     /// One page of the pairs with `start <= key < end` (empty `end`: no upper
     /// bound), at most `limit` of them (0: the server default), linearizable.
-    pub async fn scan(&self, start: impl AsRef<[u8]>, end: impl AsRef<[u8]>, limit: u32) -> Result<ScanPage, ClientError> {
-        self.scan_with(start, end, limit, ReadMode::Linearizable).await
+    pub async fn scan(
+        &self,
+        start: impl AsRef<[u8]>,
+        end: impl AsRef<[u8]>,
+        limit: u32,
+    ) -> Result<ScanPage, ClientError> {
+        self.scan_with(start, end, limit, ReadMode::Linearizable)
+            .await
     }
 
     /// [`Self::scan`] in the given read mode.
@@ -276,15 +337,28 @@ impl KvClient {
     ) -> Result<ScanPage, ClientError> {
         let (start, end) = (start.as_ref(), end.as_ref());
         validate::scan_bounds(start, end)?;
-        let req = pb::ScanRequest { start: start.to_vec(), end: end.to_vec(), limit, options: mode.options() };
+        let req = pb::ScanRequest {
+            start: start.to_vec(),
+            end: end.to_vec(),
+            limit,
+            options: mode.options(),
+        };
         let resp = self
             .router
             .call("scan", mode == ReadMode::Linearizable, |ch, timeout| {
                 let req = req.clone();
-                async move { pool::kv_stub(ch).scan(timed(req, timeout)).await.map(tonic::Response::into_inner) }
+                async move {
+                    pool::kv_stub(ch)
+                        .scan(timed(req, timeout))
+                        .await
+                        .map(tonic::Response::into_inner)
+                }
             })
             .await?;
-        Ok(ScanPage { kvs: resp.kvs, more: resp.more })
+        Ok(ScanPage {
+            kvs: resp.kvs,
+            more: resp.more,
+        })
     }
 
     /// Pages through `[start, end)` until the end or until `max` pairs
@@ -301,7 +375,9 @@ impl KvClient {
         let mut cursor = start.as_ref().to_vec();
         let mut out = Vec::new();
         loop {
-            let want = max.map_or(MAX_SCAN_LIMIT as usize, |m| m - out.len()).min(MAX_SCAN_LIMIT as usize);
+            let want = max
+                .map_or(MAX_SCAN_LIMIT as usize, |m| m.saturating_sub(out.len()))
+                .min(MAX_SCAN_LIMIT as usize);
             if want == 0 {
                 return Ok(out);
             }
@@ -325,7 +401,11 @@ impl KvClient {
     }
 
     /// [`Self::batch`] with an explicit request header.
-    pub async fn batch_with_header(&self, header: &RequestHeader, ops: Vec<Mutation>) -> Result<u64, ClientError> {
+    pub async fn batch_with_header(
+        &self,
+        header: &RequestHeader,
+        ops: Vec<Mutation>,
+    ) -> Result<u64, ClientError> {
         for op in &ops {
             match op {
                 Mutation::Put { key, value } => {
@@ -344,7 +424,12 @@ impl KvClient {
             .router
             .call("batch", true, |ch, timeout| {
                 let req = req.clone();
-                async move { pool::kv_stub(ch).batch(timed(req, timeout)).await.map(tonic::Response::into_inner) }
+                async move {
+                    pool::kv_stub(ch)
+                        .batch(timed(req, timeout))
+                        .await
+                        .map(tonic::Response::into_inner)
+                }
             })
             .await?;
         Ok(resp.index)

@@ -89,7 +89,10 @@ impl Default for RetryPolicy {
 impl RetryPolicy {
     /// A policy that never retries.
     pub fn no_retry() -> Self {
-        RetryPolicy { max_attempts: 1, ..RetryPolicy::default() }
+        RetryPolicy {
+            max_attempts: 1,
+            ..RetryPolicy::default()
+        }
     }
 
     /// The sequence of sleeps between attempts of one call: at most
@@ -126,8 +129,15 @@ mod tests {
                 let base = (p.min_delay * 2u32.pow(n as u32)).min(p.max_delay);
                 // backon multiplies in f32: allow a rounding error.
                 let slack = Duration::from_micros(100);
-                assert!(*delay + slack >= base, "delay {n} = {delay:?} below {base:?}");
-                assert!(*delay <= base * 2, "delay {n} = {delay:?} above {:?}", base * 2);
+                assert!(
+                    *delay + slack >= base,
+                    "delay {n} = {delay:?} below {base:?}"
+                );
+                assert!(
+                    *delay <= base * 2,
+                    "delay {n} = {delay:?} above {:?}",
+                    base * 2
+                );
                 assert!(*delay <= p.max_delay * 2);
             }
         }
@@ -141,7 +151,10 @@ mod tests {
             max_attempts: 6,
             jitter: false,
         };
-        let ms: Vec<u64> = p.delays().map(|d| (d.as_secs_f64() * 1000.0).round() as u64).collect();
+        let ms: Vec<u64> = p
+            .delays()
+            .map(|d| (d.as_secs_f64() * 1000.0).round() as u64)
+            .collect();
         assert_eq!(ms, vec![10, 20, 40, 50, 50]);
         assert_eq!(RetryPolicy::no_retry().delays().count(), 0);
     }

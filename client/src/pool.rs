@@ -28,7 +28,10 @@ pub struct ChannelPool {
 impl ChannelPool {
     /// An empty pool whose channels use `connect_timeout`.
     pub fn new(connect_timeout: Duration) -> Self {
-        ChannelPool { channels: Arc::default(), connect_timeout }
+        ChannelPool {
+            channels: Arc::default(),
+            connect_timeout,
+        }
     }
 
     /// The channel to `address`, created (unconnected) on first use.
@@ -39,7 +42,10 @@ impl ChannelPool {
             return Ok(ch.clone());
         }
         let endpoint = Endpoint::from_shared(format!("http://{key}"))
-            .map_err(|e| ClientError::InvalidEndpoint { address: address.to_string(), reason: e.to_string() })?
+            .map_err(|e| ClientError::InvalidEndpoint {
+                address: address.to_string(),
+                reason: e.to_string(),
+            })?
             .connect_timeout(self.connect_timeout)
             .tcp_nodelay(true)
             .http2_keep_alive_interval(Duration::from_secs(5))
@@ -90,9 +96,15 @@ mod tests {
 
     #[test]
     fn addresses_normalize_and_share_a_channel() {
-        assert_eq!(normalize_address(" http://127.0.0.1:7401/ "), "127.0.0.1:7401");
+        assert_eq!(
+            normalize_address(" http://127.0.0.1:7401/ "),
+            "127.0.0.1:7401"
+        );
         assert_eq!(normalize_address("localhost:7402"), "localhost:7402");
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         rt.block_on(async {
             let pool = ChannelPool::new(Duration::from_millis(100));
             pool.channel("127.0.0.1:1").unwrap();

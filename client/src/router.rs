@@ -42,7 +42,9 @@ pub(crate) enum Disposition {
 /// Decides how to continue after `status`.
 pub(crate) fn classify(status: &Status) -> Disposition {
     match detail_of(status) {
-        Some(Kind::NotLeader(nl)) if !nl.leader_addr.is_empty() => Disposition::Redirect(nl.leader_addr),
+        Some(Kind::NotLeader(nl)) if !nl.leader_addr.is_empty() => {
+            Disposition::Redirect(nl.leader_addr)
+        }
         Some(Kind::NotLeader(_)) | Some(Kind::NoLeader(_)) => Disposition::NextEndpoint,
         Some(Kind::RangeMoving(_)) => Disposition::SameEndpoint,
         Some(_) => Disposition::Fail,
@@ -81,9 +83,17 @@ struct RouteState {
 }
 
 impl Router {
-    pub(crate) fn new(endpoints: Vec<String>, pool: ChannelPool, opts: ClientOptions) -> Result<Self, ClientError> {
+    pub(crate) fn new(
+        endpoints: Vec<String>,
+        pool: ChannelPool,
+        opts: ClientOptions,
+    ) -> Result<Self, ClientError> {
         let mut eps: Vec<String> = Vec::new();
-        for e in endpoints.iter().map(|e| normalize_address(e)).filter(|e| !e.is_empty()) {
+        for e in endpoints
+            .iter()
+            .map(|e| normalize_address(e))
+            .filter(|e| !e.is_empty())
+        {
             if !eps.contains(&e) {
                 eps.push(e);
             }
@@ -94,7 +104,12 @@ impl Router {
         for e in &eps {
             pool.channel(e)?;
         }
-        Ok(Router { endpoints: eps, pool, opts, state: Mutex::default() })
+        Ok(Router {
+            endpoints: eps,
+            pool,
+            opts,
+            state: Mutex::default(),
+        })
     }
 
     pub(crate) fn endpoints(&self) -> &[String] {
@@ -110,12 +125,18 @@ impl Router {
     }
 
     pub(crate) fn leader(&self) -> Option<String> {
-        self.state.lock().expect("router mutex poisoned").leader.clone()
+        self.state
+            .lock()
+            .expect("router mutex poisoned")
+            .leader
+            .clone()
     }
 
     fn target(&self) -> String {
         let s = self.state.lock().expect("router mutex poisoned");
-        s.leader.clone().unwrap_or_else(|| self.endpoints[s.cursor % self.endpoints.len()].clone())
+        s.leader
+            .clone()
+            .unwrap_or_else(|| self.endpoints[s.cursor % self.endpoints.len()].clone())
     }
 
     fn set_leader(&self, address: &str) {
@@ -140,7 +161,12 @@ impl Router {
     /// member to ask and the deadline of this attempt. `leader_only` says
     /// whether a success proves the member is the leader (false for stale
     /// reads, which any member serves).
-    pub(crate) async fn call<T, F, Fut>(&self, op: &'static str, leader_only: bool, mut attempt: F) -> Result<T, ClientError>
+    pub(crate) async fn call<T, F, Fut>(
+        &self,
+        op: &'static str,
+        leader_only: bool,
+        mut attempt: F,
+    ) -> Result<T, ClientError>
     where
         F: FnMut(Channel, Duration) -> Fut,
         Fut: Future<Output = Result<T, Status>>,
@@ -165,7 +191,13 @@ impl Router {
                 });
             }
             if attempts >= max_attempts {
-                return Err(ClientError::Unavailable { op, attempts, elapsed: now - start, last_address, last_error });
+                return Err(ClientError::Unavailable {
+                    op,
+                    attempts,
+                    elapsed: now - start,
+                    last_address,
+                    last_error,
+                });
             }
             attempts += 1;
             let address = self.target();
@@ -246,13 +278,28 @@ mod tests {
             classify(&st::not_leader(Some(2), Some("127.0.0.1:7402".into()))),
             Disposition::Redirect("127.0.0.1:7402".into())
         );
-        assert_eq!(classify(&st::not_leader(None, None)), Disposition::NextEndpoint);
+        assert_eq!(
+            classify(&st::not_leader(None, None)),
+            Disposition::NextEndpoint
+        );
         assert_eq!(classify(&st::no_leader(3)), Disposition::NextEndpoint);
-        assert_eq!(classify(&st::invalid_argument("key", "empty")), Disposition::Fail);
-        assert_eq!(classify(&Status::unavailable("down")), Disposition::NextEndpoint);
-        assert_eq!(classify(&Status::cancelled("Timeout expired")), Disposition::NextEndpoint);
+        assert_eq!(
+            classify(&st::invalid_argument("key", "empty")),
+            Disposition::Fail
+        );
+        assert_eq!(
+            classify(&Status::unavailable("down")),
+            Disposition::NextEndpoint
+        );
+        assert_eq!(
+            classify(&Status::cancelled("Timeout expired")),
+            Disposition::NextEndpoint
+        );
         assert_eq!(classify(&Status::internal("server bug")), Disposition::Fail);
-        assert_eq!(classify(&Status::invalid_argument("bad")), Disposition::Fail);
+        assert_eq!(
+            classify(&Status::invalid_argument("bad")),
+            Disposition::Fail
+        );
         let moving = st::with_detail(
             Code::Unavailable,
             "moving",
@@ -263,11 +310,18 @@ mod tests {
 
     #[test]
     fn skip_advances_once_and_forgets_leader() {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         rt.block_on(async {
             let pool = ChannelPool::new(Duration::from_millis(50));
-            let r = Router::new(vec!["a:1".into(), "http://b:2".into(), "a:1".into()], pool, ClientOptions::default())
-                .unwrap();
+            let r = Router::new(
+                vec!["a:1".into(), "http://b:2".into(), "a:1".into()],
+                pool,
+                ClientOptions::default(),
+            )
+            .unwrap();
             assert_eq!(r.endpoints(), ["a:1", "b:2"]);
             assert_eq!(r.target(), "a:1");
             r.skip("a:1");
@@ -277,8 +331,12 @@ mod tests {
             assert_eq!(r.target(), "c:3");
             r.skip("c:3");
             assert_eq!(r.target(), "b:2");
-            assert!(Router::new(vec![" ".into()], ChannelPool::new(Duration::from_secs(1)), ClientOptions::default())
-                .is_err());
+            assert!(Router::new(
+                vec![" ".into()],
+                ChannelPool::new(Duration::from_secs(1)),
+                ClientOptions::default()
+            )
+            .is_err());
         });
     }
 }

@@ -41,7 +41,11 @@ impl Session {
 
     /// A session with a chosen client id (tests; resuming a known session).
     pub fn with_client_id(client_id: [u8; 16]) -> Self {
-        Session { client_id, next_seq: AtomicU64::new(1), in_flight: Mutex::new(BTreeSet::new()) }
+        Session {
+            client_id,
+            next_seq: AtomicU64::new(1),
+            in_flight: Mutex::new(BTreeSet::new()),
+        }
     }
 
     /// This session's client id.
@@ -53,7 +57,10 @@ impl Session {
     /// seq, or the next seq if nothing is in flight.
     pub fn ack_below(&self) -> u64 {
         let in_flight = self.in_flight.lock().expect("session mutex poisoned");
-        in_flight.first().copied().unwrap_or_else(|| self.next_seq.load(Ordering::SeqCst))
+        in_flight
+            .first()
+            .copied()
+            .unwrap_or_else(|| self.next_seq.load(Ordering::SeqCst))
     }
 
     /// Number of writes in flight.
@@ -72,12 +79,22 @@ impl Session {
             in_flight.insert(seq);
             (seq, *in_flight.first().expect("just inserted"))
         };
-        let header = RequestHeader { client_id: self.client_id.to_vec(), seq, ack_below };
-        WriteTicket { session: Arc::clone(self), header }
+        let header = RequestHeader {
+            client_id: self.client_id.to_vec(),
+            seq,
+            ack_below,
+        };
+        WriteTicket {
+            session: Arc::clone(self),
+            header,
+        }
     }
 
     fn finish(&self, seq: u64) {
-        self.in_flight.lock().expect("session mutex poisoned").remove(&seq);
+        self.in_flight
+            .lock()
+            .expect("session mutex poisoned")
+            .remove(&seq);
     }
 }
 
@@ -122,7 +139,11 @@ mod tests {
         assert_eq!(t3.header().client_id, vec![7; 16]);
         assert_eq!(s.ack_below(), 1);
         drop(t2);
-        assert_eq!(s.ack_below(), 1, "a finished write above the floor does not move it");
+        assert_eq!(
+            s.ack_below(),
+            1,
+            "a finished write above the floor does not move it"
+        );
         drop(t1);
         assert_eq!(s.ack_below(), 3);
         let t4 = s.begin();

@@ -7,7 +7,10 @@ use shardline_proto::limits::{MAX_BATCH_OPS, MAX_KEY_BYTES, MAX_MESSAGE_BYTES, M
 use crate::error::ClientError;
 
 fn invalid(field: &str, reason: String) -> ClientError {
-    ClientError::InvalidArgument { field: field.to_string(), reason }
+    ClientError::InvalidArgument {
+        field: field.to_string(),
+        reason,
+    }
 }
 
 /// A key must be 1..=MAX_KEY_BYTES bytes.
@@ -16,7 +19,10 @@ pub fn key(field: &str, key: &[u8]) -> Result<(), ClientError> {
         return Err(invalid(field, "must not be empty".into()));
     }
     if key.len() > MAX_KEY_BYTES {
-        return Err(invalid(field, format!("{} bytes exceeds the limit of {MAX_KEY_BYTES}", key.len())));
+        return Err(invalid(
+            field,
+            format!("{} bytes exceeds the limit of {MAX_KEY_BYTES}", key.len()),
+        ));
     }
     Ok(())
 }
@@ -24,7 +30,13 @@ pub fn key(field: &str, key: &[u8]) -> Result<(), ClientError> {
 /// A value may be empty and at most MAX_VALUE_BYTES bytes.
 pub fn value(field: &str, value: &[u8]) -> Result<(), ClientError> {
     if value.len() > MAX_VALUE_BYTES {
-        return Err(invalid(field, format!("{} bytes exceeds the limit of {MAX_VALUE_BYTES}", value.len())));
+        return Err(invalid(
+            field,
+            format!(
+                "{} bytes exceeds the limit of {MAX_VALUE_BYTES}",
+                value.len()
+            ),
+        ));
     }
     Ok(())
 }
@@ -34,7 +46,10 @@ pub fn value(field: &str, value: &[u8]) -> Result<(), ClientError> {
 pub fn scan_bounds(start: &[u8], end: &[u8]) -> Result<(), ClientError> {
     for (field, k) in [("start", start), ("end", end)] {
         if k.len() > MAX_KEY_BYTES {
-            return Err(invalid(field, format!("{} bytes exceeds the limit of {MAX_KEY_BYTES}", k.len())));
+            return Err(invalid(
+                field,
+                format!("{} bytes exceeds the limit of {MAX_KEY_BYTES}", k.len()),
+            ));
         }
     }
     if !end.is_empty() && start > end {
@@ -46,12 +61,17 @@ pub fn scan_bounds(start: &[u8], end: &[u8]) -> Result<(), ClientError> {
 /// A batch holds at most MAX_BATCH_OPS operations and fits in one message.
 pub fn batch(ops: usize, encoded_len: usize) -> Result<(), ClientError> {
     if ops > MAX_BATCH_OPS {
-        return Err(invalid("ops", format!("{ops} operations exceeds the limit of {MAX_BATCH_OPS}")));
+        return Err(invalid(
+            "ops",
+            format!("{ops} operations exceeds the limit of {MAX_BATCH_OPS}"),
+        ));
     }
     if encoded_len > MAX_MESSAGE_BYTES {
         return Err(invalid(
             "ops",
-            format!("batch of {encoded_len} bytes exceeds the message limit of {MAX_MESSAGE_BYTES}"),
+            format!(
+                "batch of {encoded_len} bytes exceeds the message limit of {MAX_MESSAGE_BYTES}"
+            ),
         ));
     }
     Ok(())

@@ -69,13 +69,25 @@ async fn client(ctx: &Context) -> anyhow::Result<KvClient> {
 }
 
 pub async fn put(ctx: &Context, a: PutArgs) -> anyhow::Result<Report> {
-    let index = client(ctx).await?.put(&a.key, &a.value).await.context("put")?;
+    let index = client(ctx)
+        .await?
+        .put(&a.key, &a.value)
+        .await
+        .context("put")?;
     Ok(Report::new("OK\n", json!({ "key": a.key, "index": index })))
 }
 
 pub async fn get(ctx: &Context, a: GetArgs) -> anyhow::Result<Report> {
-    let mode = if a.stale { ReadMode::Stale } else { ReadMode::Linearizable };
-    let value = client(ctx).await?.get_with(&a.key, mode).await.context("get")?;
+    let mode = if a.stale {
+        ReadMode::Stale
+    } else {
+        ReadMode::Linearizable
+    };
+    let value = client(ctx)
+        .await?
+        .get_with(&a.key, mode)
+        .await
+        .context("get")?;
     Ok(render_get(a.key.as_bytes(), value.as_deref()))
 }
 
@@ -91,13 +103,21 @@ pub async fn scan(ctx: &Context, a: ScanArgs) -> anyhow::Result<Report> {
     // Ask for one more than the limit to learn whether the limit cut it.
     let (kvs, more) = if a.stale {
         let page = kv
-            .scan_with(&start, &end, (a.limit.saturating_add(1)).min(u32::MAX as usize) as u32, ReadMode::Stale)
+            .scan_with(
+                &start,
+                &end,
+                (a.limit.saturating_add(1)).min(u32::MAX as usize) as u32,
+                ReadMode::Stale,
+            )
             .await
             .context("scan")?;
         let more = page.more || page.kvs.len() > a.limit;
         (page.kvs, more)
     } else {
-        let kvs = kv.scan_all(&start, &end, Some(a.limit.saturating_add(1))).await.context("scan")?;
+        let kvs = kv
+            .scan_all(&start, &end, Some(a.limit.saturating_add(1)))
+            .await
+            .context("scan")?;
         let more = kvs.len() > a.limit;
         (kvs, more)
     };
@@ -109,7 +129,11 @@ pub async fn scan(ctx: &Context, a: ScanArgs) -> anyhow::Result<Report> {
 pub async fn cas(ctx: &Context, a: CasArgs) -> anyhow::Result<Report> {
     let expected = a.expected.as_deref().map(str::as_bytes);
     let new = a.new.as_deref().map(str::as_bytes);
-    let out = client(ctx).await?.compare_and_swap(&a.key, expected, new).await.context("cas")?;
+    let out = client(ctx)
+        .await?
+        .compare_and_swap(&a.key, expected, new)
+        .await
+        .context("cas")?;
     Ok(render_cas(a.key.as_bytes(), &out))
 }
 
@@ -119,25 +143,44 @@ pub(crate) fn render_get(key: &[u8], value: Option<&[u8]>) -> Report {
             format!("{}\n", human_bytes(v)),
             json!({ "key": json_bytes(key), "found": true, "value": json_bytes(v) }),
         ),
-        None => Report::new("", json!({ "key": json_bytes(key), "found": false, "value": null }))
-            .with_note("(not found)")
-            .with_exit_code(EXIT_NEGATIVE),
+        None => Report::new(
+            "",
+            json!({ "key": json_bytes(key), "found": false, "value": null }),
+        )
+        .with_note("(not found)")
+        .with_exit_code(EXIT_NEGATIVE),
     }
 }
 
 pub(crate) fn render_delete(key: &[u8], out: DeleteOutcome) -> Report {
-    let human = if out.existed { "deleted\n" } else { "not found (nothing to delete)\n" };
-    Report::new(human, json!({ "key": json_bytes(key), "existed": out.existed, "index": out.index }))
+    let human = if out.existed {
+        "deleted\n"
+    } else {
+        "not found (nothing to delete)\n"
+    };
+    Report::new(
+        human,
+        json!({ "key": json_bytes(key), "existed": out.existed, "index": out.index }),
+    )
 }
 
 pub(crate) fn render_scan(kvs: &[KeyValue], more: bool) -> Report {
     let mut human = String::new();
     for kv in kvs {
-        human.push_str(&format!("{}\t{}\n", human_bytes(&kv.key), human_bytes(&kv.value)));
+        human.push_str(&format!(
+            "{}\t{}\n",
+            human_bytes(&kv.key),
+            human_bytes(&kv.value)
+        ));
     }
-    let pairs: Vec<_> =
-        kvs.iter().map(|kv| json!({ "key": json_bytes(&kv.key), "value": json_bytes(&kv.value) })).collect();
-    let report = Report::new(human, json!({ "kvs": pairs, "count": kvs.len(), "more": more }));
+    let pairs: Vec<_> = kvs
+        .iter()
+        .map(|kv| json!({ "key": json_bytes(&kv.key), "value": json_bytes(&kv.value) }))
+        .collect();
+    let report = Report::new(
+        human,
+        json!({ "kvs": pairs, "count": kvs.len(), "more": more }),
+    );
     match (more, kvs.last()) {
         (true, Some(last)) => report.with_note(format!(
             "(more pairs after {:?}; raise --limit or scan from there)",
@@ -169,18 +212,30 @@ mod tests {
     fn get_renders_found_and_missing() {
         let r = render_get(b"k", Some(b"v\xff"));
         assert_eq!(r.human, "v\\xff\n");
-        assert_eq!(r.json, json!({"key": "k", "found": true, "value": "v\\xff"}));
+        assert_eq!(
+            r.json,
+            json!({"key": "k", "found": true, "value": "v\\xff"})
+        );
         assert_eq!(r.exit_code, 0);
         let r = render_get(b"k", None);
-        assert_eq!((r.human.as_str(), r.note.as_deref(), r.exit_code), ("", Some("(not found)"), EXIT_NEGATIVE));
+        assert_eq!(
+            (r.human.as_str(), r.note.as_deref(), r.exit_code),
+            ("", Some("(not found)"), EXIT_NEGATIVE)
+        );
         assert_eq!(r.json["value"], serde_json::Value::Null);
     }
 
     #[test]
     fn scan_renders_pairs_and_more() {
         let kvs = vec![
-            KeyValue { key: b"a".to_vec(), value: b"1".to_vec() },
-            KeyValue { key: b"b\n".to_vec(), value: b"2".to_vec() },
+            KeyValue {
+                key: b"a".to_vec(),
+                value: b"1".to_vec(),
+            },
+            KeyValue {
+                key: b"b\n".to_vec(),
+                value: b"2".to_vec(),
+            },
         ];
         let r = render_scan(&kvs, true);
         assert_eq!(r.human, "a\t1\nb\\n\t2\n");
@@ -193,12 +248,38 @@ mod tests {
 
     #[test]
     fn cas_and_delete_render_outcomes() {
-        let ok = render_cas(b"k", &CasOutcome { succeeded: true, current: Some(b"old".to_vec()), index: 9 });
+        let ok = render_cas(
+            b"k",
+            &CasOutcome {
+                succeeded: true,
+                current: Some(b"old".to_vec()),
+                index: 9,
+            },
+        );
         assert_eq!((ok.human.as_str(), ok.exit_code), ("OK\n", 0));
-        assert_eq!(ok.json, json!({"key": "k", "succeeded": true, "current": "old", "index": 9}));
-        let no = render_cas(b"k", &CasOutcome { succeeded: false, current: None, index: 0 });
-        assert_eq!((no.human.as_str(), no.exit_code), ("FAILED: key does not exist\n", EXIT_NEGATIVE));
-        let d = render_delete(b"k", DeleteOutcome { existed: false, index: 4 });
+        assert_eq!(
+            ok.json,
+            json!({"key": "k", "succeeded": true, "current": "old", "index": 9})
+        );
+        let no = render_cas(
+            b"k",
+            &CasOutcome {
+                succeeded: false,
+                current: None,
+                index: 0,
+            },
+        );
+        assert_eq!(
+            (no.human.as_str(), no.exit_code),
+            ("FAILED: key does not exist\n", EXIT_NEGATIVE)
+        );
+        let d = render_delete(
+            b"k",
+            DeleteOutcome {
+                existed: false,
+                index: 4,
+            },
+        );
         assert_eq!(d.json, json!({"key": "k", "existed": false, "index": 4}));
     }
 }

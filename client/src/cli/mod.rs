@@ -101,7 +101,10 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
     let format = cli.output;
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => return fail(&anyhow::anyhow!("starting the async runtime: {e}")),
     };
@@ -116,7 +119,11 @@ pub fn main() -> ExitCode {
 
 /// Runs one parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<Report> {
-    let ctx = Context { endpoints: cli.endpoints.clone(), output: cli.output, timeout: cli.timeout };
+    let ctx = Context {
+        endpoints: cli.endpoints.clone(),
+        output: cli.output,
+        timeout: cli.timeout,
+    };
     match cli.command {
         Command::Put(a) => kv_cmds::put(&ctx, a).await,
         Command::Get(a) => kv_cmds::get(&ctx, a).await,
@@ -190,7 +197,10 @@ fn restore_sigpipe() {
 fn init_tracing() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 #[cfg(test)]
@@ -199,14 +209,38 @@ mod tests {
 
     #[test]
     fn command_line_parses_globals_anywhere() {
-        let cli = Cli::try_parse_from(["shardline", "get", "k", "-o", "json", "--endpoints", "a:1,b:2"]).unwrap();
+        let cli = Cli::try_parse_from([
+            "shardline",
+            "get",
+            "k",
+            "-o",
+            "json",
+            "--endpoints",
+            "a:1,b:2",
+        ])
+        .unwrap();
         assert_eq!(cli.output, OutputFormat::Json);
         assert_eq!(cli.endpoints.as_deref(), Some("a:1,b:2"));
-        let cli = Cli::try_parse_from(["shardline", "--timeout", "250ms", "put", "k", "v"]).unwrap();
+        let cli =
+            Cli::try_parse_from(["shardline", "--timeout", "250ms", "put", "k", "v"]).unwrap();
         assert_eq!(cli.timeout, Duration::from_millis(250));
-        assert!(Cli::try_parse_from(["shardline", "cas", "k", "--new", "v"]).is_err(), "expectation required");
-        assert!(Cli::try_parse_from(["shardline", "cas", "k", "--expect-absent", "--new", "v", "--delete"]).is_err());
-        assert!(Cli::try_parse_from(["shardline", "cas", "k", "--expected", "a", "--delete"]).is_ok());
+        assert!(
+            Cli::try_parse_from(["shardline", "cas", "k", "--new", "v"]).is_err(),
+            "expectation required"
+        );
+        assert!(Cli::try_parse_from([
+            "shardline",
+            "cas",
+            "k",
+            "--expect-absent",
+            "--new",
+            "v",
+            "--delete"
+        ])
+        .is_err());
+        assert!(
+            Cli::try_parse_from(["shardline", "cas", "k", "--expected", "a", "--delete"]).is_ok()
+        );
     }
 
     #[test]
@@ -219,8 +253,11 @@ mod tests {
             last_error: "refused".into(),
         });
         assert_eq!(exit_code_of(&unavailable), EXIT_UNAVAILABLE);
-        let rejected = anyhow::Error::new(ClientError::InvalidArgument { field: "key".into(), reason: "empty".into() })
-            .context("put");
+        let rejected = anyhow::Error::new(ClientError::InvalidArgument {
+            field: "key".into(),
+            reason: "empty".into(),
+        })
+        .context("put");
         assert_eq!(exit_code_of(&rejected), EXIT_FAILED);
         assert_eq!(one_line(&rejected), "put: invalid key: empty");
         assert_eq!(one_line(&anyhow::anyhow!("a\nb")), "a b");

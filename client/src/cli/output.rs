@@ -48,7 +48,12 @@ pub struct Report {
 impl Report {
     /// A successful report.
     pub fn new(human: impl Into<String>, json: Value) -> Self {
-        Report { human: human.into(), note: None, json, exit_code: 0 }
+        Report {
+            human: human.into(),
+            note: None,
+            json,
+            exit_code: 0,
+        }
     }
 
     /// Adds a stderr note for human mode.
@@ -160,7 +165,13 @@ mod tests {
 
     #[test]
     fn tables_align_columns() {
-        let t = table(&["ID", "ADDRESS"], &[vec!["1".into(), "a:1".into()], vec!["10".into(), "bb:2".into()]]);
+        let t = table(
+            &["ID", "ADDRESS"],
+            &[
+                vec!["1".into(), "a:1".into()],
+                vec!["10".into(), "bb:2".into()],
+            ],
+        );
         assert_eq!(t, "ID  ADDRESS\n1   a:1\n10  bb:2\n");
     }
 }

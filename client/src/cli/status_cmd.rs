@@ -18,7 +18,10 @@ pub async fn status(ctx: &Context) -> anyhow::Result<Report> {
     let reports = admin.status_all().await;
     let group = GroupStatus::from_reports(&reports);
     if group.reachable() == 0 {
-        let last = reports.iter().find_map(|r| r.status.as_ref().err()).map(ToString::to_string);
+        let last = reports
+            .iter()
+            .find_map(|r| r.status.as_ref().err())
+            .map(ToString::to_string);
         bail!(ClientError::Unavailable {
             op: "status",
             attempts: reports.len() as u32,
@@ -40,13 +43,21 @@ pub(crate) fn render_status(g: &GroupStatus) -> Report {
             l.address,
             opt(g.term)
         ),
-        None => format!("group {}  no leader  term {}\n", opt(g.group_id), opt(g.term)),
+        None => format!(
+            "group {}  no leader  term {}\n",
+            opt(g.group_id),
+            opt(g.term)
+        ),
     };
     let rows: Vec<Vec<String>> = g
         .members
         .iter()
         .map(|m| {
-            let role = if m.reachable { m.role.clone() } else { format!("{} (unreachable)", m.role) };
+            let role = if m.reachable {
+                m.role.clone()
+            } else {
+                format!("{} (unreachable)", m.role)
+            };
             vec![
                 opt(m.id),
                 m.address.clone(),
@@ -58,7 +69,10 @@ pub(crate) fn render_status(g: &GroupStatus) -> Report {
             ]
         })
         .collect();
-    human.push_str(&table(&["ID", "ADDRESS", "ROLE", "TERM", "COMMIT", "APPLIED", "LAG"], &rows));
+    human.push_str(&table(
+        &["ID", "ADDRESS", "ROLE", "TERM", "COMMIT", "APPLIED", "LAG"],
+        &rows,
+    ));
     let json = serde_json::to_value(g).unwrap_or_else(|e| json!({ "error": e.to_string() }));
     Report::new(human, json)
 }

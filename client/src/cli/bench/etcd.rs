@@ -97,7 +97,9 @@ pub struct EtcdKv {
 
 impl EtcdKv {
     pub fn new(channel: Channel) -> Self {
-        EtcdKv { grpc: tonic::client::Grpc::new(channel) }
+        EtcdKv {
+            grpc: tonic::client::Grpc::new(channel),
+        }
     }
 
     async fn unary<Req, Resp>(&mut self, path: &'static str, req: Req) -> Result<Resp, Status>
@@ -105,22 +107,38 @@ impl EtcdKv {
         Req: prost::Message + Send + Sync + 'static,
         Resp: prost::Message + Default + Send + Sync + 'static,
     {
-        self.grpc.ready().await.map_err(|e| Status::unavailable(format!("etcd channel not ready: {e}")))?;
+        self.grpc
+            .ready()
+            .await
+            .map_err(|e| Status::unavailable(format!("etcd channel not ready: {e}")))?;
         let codec = tonic_prost::ProstCodec::<Req, Resp>::default();
-        let resp = self.grpc.unary(tonic::Request::new(req), PathAndQuery::from_static(path), codec).await?;
+        let resp = self
+            .grpc
+            .unary(
+                tonic::Request::new(req),
+                PathAndQuery::from_static(path),
+                codec,
+            )
+            .await?;
         Ok(resp.into_inner())
     }
 
     /// Linearizable point read; `None` if absent.
     pub async fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, Status> {
-        let req = RangeRequest { key: key.to_vec(), ..Default::default() };
+        let req = RangeRequest {
+            key: key.to_vec(),
+            ..Default::default()
+        };
         let resp: RangeResponse = self.unary("/etcdserverpb.KV/Range", req).await?;
         Ok(resp.kvs.into_iter().next().map(|kv| kv.value))
     }
 
     /// Writes `value` under `key`; returns the store revision.
     pub async fn put(&mut self, key: &[u8], value: &[u8]) -> Result<i64, Status> {
-        let req = PutRequest { key: key.to_vec(), value: value.to_vec() };
+        let req = PutRequest {
+            key: key.to_vec(),
+            value: value.to_vec(),
+        };
         let resp: PutResponse = self.unary("/etcdserverpb.KV/Put", req).await?;
         Ok(resp.header.map_or(0, |h| h.revision))
     }
@@ -135,10 +153,20 @@ mod tests {
     fn messages_use_etcd_field_numbers() {
         // RangeRequest{key: "a", serializable: true}: field 1 (bytes) and
         // field 7 (varint) as etcd encodes them.
-        let bytes = RangeRequest { key: b"a".to_vec(), serializable: true, ..Default::default() }.encode_to_vec();
+        let bytes = RangeRequest {
+            key: b"a".to_vec(),
+            serializable: true,
+            ..Default::default()
+        }
+        .encode_to_vec();
         assert_eq!(bytes, vec![0x0a, 0x01, b'a', 0x38, 0x01]);
         // mvccpb.KeyValue's value is field 5.
-        let kv = KeyValue { key: b"k".to_vec(), value: b"v".to_vec(), ..Default::default() }.encode_to_vec();
+        let kv = KeyValue {
+            key: b"k".to_vec(),
+            value: b"v".to_vec(),
+            ..Default::default()
+        }
+        .encode_to_vec();
         assert_eq!(kv, vec![0x0a, 0x01, b'k', 0x2a, 0x01, b'v']);
     }
 }

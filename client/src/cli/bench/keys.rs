@@ -30,7 +30,8 @@ impl KeyChooser {
         Ok(match dist {
             KeyDistribution::Uniform => KeyChooser::Uniform { keys },
             KeyDistribution::Zipfian => {
-                let zipf = Zipf::new(keys as f64, exponent).map_err(|e| format!("zipfian exponent {exponent}: {e}"))?;
+                let zipf = Zipf::new(keys as f64, exponent)
+                    .map_err(|e| format!("zipfian exponent {exponent}: {e}"))?;
                 KeyChooser::Zipfian { keys, zipf }
             }
         })
@@ -86,7 +87,8 @@ mod tests {
     fn zipfian_is_skewed_and_uniform_is_not() {
         let mut rng = StdRng::seed_from_u64(11);
         let n = 20_000;
-        let count_zero = |c: &KeyChooser, rng: &mut StdRng| (0..n).filter(|_| c.next_index(rng) == 0).count();
+        let count_zero =
+            |c: &KeyChooser, rng: &mut StdRng| (0..n).filter(|_| c.next_index(rng) == 0).count();
         let z = KeyChooser::new(KeyDistribution::Zipfian, 1000, 0.99).unwrap();
         let u = KeyChooser::new(KeyDistribution::Uniform, 1000, 0.99).unwrap();
         // Zipf(1000, 0.99) gives key 0 about 13% of draws; uniform 0.1%.

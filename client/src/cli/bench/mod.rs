@@ -100,13 +100,17 @@ pub struct BenchReport {
 
 pub async fn run(ctx: &Context, a: BenchArgs) -> anyhow::Result<Report> {
     anyhow::ensure!(a.concurrency >= 1, "--concurrency must be at least 1");
-    anyhow::ensure!((0.0..=1.0).contains(&a.read_ratio), "--read-ratio must be within 0..=1");
+    anyhow::ensure!(
+        (0.0..=1.0).contains(&a.read_ratio),
+        "--read-ratio must be within 0..=1"
+    );
     let read_ratio = match a.workload {
         Workload::Put => 0.0,
         Workload::Get => 1.0,
         Workload::Mixed => a.read_ratio,
     };
-    let chooser = KeyChooser::new(a.distribution, a.keys, a.zipf_exponent).map_err(anyhow::Error::msg)?;
+    let chooser =
+        KeyChooser::new(a.distribution, a.keys, a.zipf_exponent).map_err(anyhow::Error::msg)?;
     let endpoints = match a.target {
         TargetKind::Shardline => ctx.resolve_endpoints()?.endpoints,
         TargetKind::Etcd => parse_list(ctx.endpoints.as_deref().unwrap_or(DEFAULT_ETCD_ENDPOINTS)),
@@ -116,10 +120,16 @@ pub async fn run(ctx: &Context, a: BenchArgs) -> anyhow::Result<Report> {
 
     let preload_s = if a.preload {
         let t = Instant::now();
-        preload(&target, a.keys, a.value_size, a.concurrency.max(32), seed).await.context("preload")?;
+        preload(&target, a.keys, a.value_size, a.concurrency.max(32), seed)
+            .await
+            .context("preload")?;
         let s = t.elapsed().as_secs_f64();
         if ctx.output == super::OutputFormat::Human {
-            eprintln!("preloaded {} keys in {s:.1} s ({:.0} keys/s)", a.keys, a.keys as f64 / s);
+            eprintln!(
+                "preloaded {} keys in {s:.1} s ({:.0} keys/s)",
+                a.keys,
+                a.keys as f64 / s
+            );
         }
         Some(s)
     } else {
@@ -127,7 +137,9 @@ pub async fn run(ctx: &Context, a: BenchArgs) -> anyhow::Result<Report> {
     };
 
     if read_ratio > 0.0 && !a.preload && ctx.output == super::OutputFormat::Human {
-        eprintln!("note: keys were not preloaded (--preload); reads of keys never written find nothing");
+        eprintln!(
+            "note: keys were not preloaded (--preload); reads of keys never written find nothing"
+        );
     }
     let start = Instant::now();
     let measure_from = start + a.warmup;
@@ -148,7 +160,11 @@ pub async fn run(ctx: &Context, a: BenchArgs) -> anyhow::Result<Report> {
                 if t0 >= end {
                     break;
                 }
-                let result = if read { handle.get(key.as_bytes()).await.map(drop) } else { handle.put(key.as_bytes(), &value).await };
+                let result = if read {
+                    handle.get(key.as_bytes()).await.map(drop)
+                } else {
+                    handle.put(key.as_bytes(), &value).await
+                };
                 if t0 < measure_from {
                     continue;
                 }
@@ -187,11 +203,20 @@ pub async fn run(ctx: &Context, a: BenchArgs) -> anyhow::Result<Report> {
         reads: reads.summary(seconds),
         writes: writes.summary(seconds),
     };
-    Ok(Report::new(render_human(&report), serde_json::to_value(&report)?))
+    Ok(Report::new(
+        render_human(&report),
+        serde_json::to_value(&report)?,
+    ))
 }
 
 /// Writes every key once, `workers` at a time.
-async fn preload(target: &Target, keys: u64, value_size: usize, workers: usize, seed: u64) -> anyhow::Result<()> {
+async fn preload(
+    target: &Target,
+    keys: u64,
+    value_size: usize,
+    workers: usize,
+    seed: u64,
+) -> anyhow::Result<()> {
     let mut set = tokio::task::JoinSet::new();
     for w in 0..workers {
         let mut handle = target.handle(w);
@@ -200,7 +225,10 @@ async fn preload(target: &Target, keys: u64, value_size: usize, workers: usize, 
             let value = make_value(&mut rng, value_size);
             let mut i = w as u64;
             while i < keys {
-                handle.put(key_name(i).as_bytes(), &value).await.map_err(|e| anyhow::anyhow!("{}: {e}", key_name(i)))?;
+                handle
+                    .put(key_name(i).as_bytes(), &value)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", key_name(i)))?;
                 i += workers as u64;
             }
             anyhow::Ok(())
@@ -237,5 +265,7 @@ fn render_human(r: &BenchReport) -> String {
 
 /// The command-line spelling of a value enum, for the human summary.
 fn name<T: ValueEnum>(v: &T) -> String {
-    v.to_possible_value().map(|p| p.get_name().to_string()).unwrap_or_default()
+    v.to_possible_value()
+        .map(|p| p.get_name().to_string())
+        .unwrap_or_default()
 }

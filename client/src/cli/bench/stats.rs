@@ -17,7 +17,11 @@ impl Default for Recorder {
     fn default() -> Self {
         // 1 µs .. 1 h at 3 significant figures.
         let hist = Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid histogram bounds");
-        Recorder { hist, errors: 0, first_error: None }
+        Recorder {
+            hist,
+            errors: 0,
+            first_error: None,
+        }
     }
 }
 
@@ -56,9 +60,17 @@ impl Recorder {
         Summary {
             ops,
             errors: self.errors,
-            ops_per_sec: if seconds > 0.0 { ops as f64 / seconds } else { 0.0 },
+            ops_per_sec: if seconds > 0.0 {
+                ops as f64 / seconds
+            } else {
+                0.0
+            },
             latency_us: Latency {
-                mean: if ops == 0 { 0.0 } else { (self.hist.mean() * 10.0).round() / 10.0 },
+                mean: if ops == 0 {
+                    0.0
+                } else {
+                    (self.hist.mean() * 10.0).round() / 10.0
+                },
                 p50: q(0.50),
                 p99: q(0.99),
                 p999: q(0.999),
@@ -148,7 +160,10 @@ mod tests {
     #[test]
     fn empty_summary_is_zero() {
         let s = Recorder::default().summary(0.0);
-        assert_eq!((s.ops, s.ops_per_sec, s.latency_us.p99, s.latency_us.mean), (0, 0.0, 0, 0.0));
+        assert_eq!(
+            (s.ops, s.ops_per_sec, s.latency_us.p99, s.latency_us.mean),
+            (0, 0.0, 0, 0.0)
+        );
         let json = serde_json::to_value(&s).unwrap();
         assert!(json.get("first_error").is_none());
         assert_eq!(json["latency_us"]["p999"], 0);

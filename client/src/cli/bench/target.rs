@@ -33,7 +33,11 @@ pub enum Target {
 
 impl Target {
     /// Connects (lazily) to `endpoints`.
-    pub async fn connect(kind: TargetKind, endpoints: Vec<String>, opts: ClientOptions) -> anyhow::Result<Target> {
+    pub async fn connect(
+        kind: TargetKind,
+        endpoints: Vec<String>,
+        opts: ClientOptions,
+    ) -> anyhow::Result<Target> {
         Ok(match kind {
             TargetKind::Shardline => Target::Shardline(KvClient::connect(endpoints, opts).await?),
             TargetKind::Etcd => {
@@ -68,16 +72,32 @@ impl Handle {
     /// Reads `key` (linearizably); whether it existed.
     pub async fn get(&mut self, key: &[u8]) -> Result<bool, String> {
         match self {
-            Handle::Shardline(kv) => kv.get(key).await.map(|v| v.is_some()).map_err(|e| e.to_string()),
-            Handle::Etcd(kv) => kv.get(key).await.map(|v| v.is_some()).map_err(|e| e.to_string()),
+            Handle::Shardline(kv) => kv
+                .get(key)
+                .await
+                .map(|v| v.is_some())
+                .map_err(|e| e.to_string()),
+            Handle::Etcd(kv) => kv
+                .get(key)
+                .await
+                .map(|v| v.is_some())
+                .map_err(|e| e.to_string()),
         }
     }
 
     /// Writes `value` under `key`.
     pub async fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), String> {
         match self {
-            Handle::Shardline(kv) => kv.put(key, value).await.map(drop).map_err(|e| e.to_string()),
-            Handle::Etcd(kv) => kv.put(key, value).await.map(drop).map_err(|e| e.to_string()),
+            Handle::Shardline(kv) => kv
+                .put(key, value)
+                .await
+                .map(drop)
+                .map_err(|e| e.to_string()),
+            Handle::Etcd(kv) => kv
+                .put(key, value)
+                .await
+                .map(drop)
+                .map_err(|e| e.to_string()),
         }
     }
 }

@@ -77,7 +77,9 @@ pub async fn run(ctx: &Context, a: PlaygroundArgs) -> anyhow::Result<Report> {
             (None, std::fs::canonicalize(d)?)
         }
         None => {
-            let t = tempfile::Builder::new().prefix("shardline-playground-").tempdir()?;
+            let t = tempfile::Builder::new()
+                .prefix("shardline-playground-")
+                .tempdir()?;
             let p = t.path().to_path_buf();
             (Some(t), p)
         }
@@ -136,7 +138,11 @@ pub async fn run(ctx: &Context, a: PlaygroundArgs) -> anyhow::Result<Report> {
     eprintln!("playground: stopping {} processes...", sup.running());
     let stopped = sup.shutdown(Duration::from_secs(10)).await;
     remove_file_if_ours(&file_path);
-    let kept = if temp.is_some() { String::new() } else { format!("; data kept in {}", data_dir.display()) };
+    let kept = if temp.is_some() {
+        String::new()
+    } else {
+        format!("; data kept in {}", data_dir.display())
+    };
     drop(temp);
     eprintln!(
         "playground: stopped ({} cleanly, {} killed){kept}",
@@ -148,12 +154,18 @@ pub async fn run(ctx: &Context, a: PlaygroundArgs) -> anyhow::Result<Report> {
 /// Polls every group until each has an elected leader that answers as
 /// leader, or `timeout` passes, or a child dies. Returns a description of
 /// the first group's leader.
-async fn wait_ready(spec: &PlaygroundSpec, sup: &mut Supervisor, timeout: Duration) -> anyhow::Result<String> {
+async fn wait_ready(
+    spec: &PlaygroundSpec,
+    sup: &mut Supervisor,
+    timeout: Duration,
+) -> anyhow::Result<String> {
     let deadline = tokio::time::Instant::now() + timeout;
     let opts = ClientOptions::default().with_call_timeout(Duration::from_millis(500));
     let mut admins = Vec::new();
     for g in &spec.groups {
-        admins.push(AdminClient::connect(g.members.iter().map(ToString::to_string), opts.clone()).await?);
+        admins.push(
+            AdminClient::connect(g.members.iter().map(ToString::to_string), opts.clone()).await?,
+        );
     }
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     let mut last = String::from("no answer yet");
@@ -172,18 +184,29 @@ async fn wait_ready(spec: &PlaygroundSpec, sup: &mut Supervisor, timeout: Durati
         for admin in &admins {
             let g = GroupStatus::from_reports(&admin.status_all().await);
             let led = g.leader.as_ref().filter(|l| {
-                g.members.iter().any(|m| m.address == l.address && m.reachable && m.state == "leader")
+                g.members
+                    .iter()
+                    .any(|m| m.address == l.address && m.reachable && m.state == "leader")
             });
             match led {
                 Some(l) => leaders.push(format!("node {} at {}", l.id, l.address)),
-                None => last = format!("{} of {} members answering, no leader yet", g.reachable(), g.members.len()),
+                None => {
+                    last = format!(
+                        "{} of {} members answering, no leader yet",
+                        g.reachable(),
+                        g.members.len()
+                    )
+                }
             }
         }
         if leaders.len() == admins.len() {
             return Ok(leaders.join(", "));
         }
         if tokio::time::Instant::now() >= deadline {
-            bail!("no leader elected within {timeout:?} ({last}); logs are in {}", spec.data_dir.join("logs").display());
+            bail!(
+                "no leader elected within {timeout:?} ({last}); logs are in {}",
+                spec.data_dir.join("logs").display()
+            );
         }
     }
 }
@@ -192,18 +215,35 @@ fn playground_file(spec: &PlaygroundSpec) -> PlaygroundFile {
     let groups: Vec<PlaygroundGroup> = spec
         .groups
         .iter()
-        .map(|g| PlaygroundGroup { id: g.id, endpoints: g.members.iter().map(ToString::to_string).collect() })
+        .map(|g| PlaygroundGroup {
+            id: g.id,
+            endpoints: g.members.iter().map(ToString::to_string).collect(),
+        })
         .collect();
     PlaygroundFile {
-        endpoints: groups.first().map(|g| g.endpoints.clone()).unwrap_or_default(),
+        endpoints: groups
+            .first()
+            .map(|g| g.endpoints.clone())
+            .unwrap_or_default(),
         groups,
-        http: spec.processes.iter().map(|p| p.http_addr.to_string()).collect(),
+        http: spec
+            .processes
+            .iter()
+            .map(|p| p.http_addr.to_string())
+            .collect(),
         data_dir: spec.data_dir.clone(),
         pid: std::process::id(),
     }
 }
 
-fn print_ready(ctx: &Context, spec: &PlaygroundSpec, file: &PlaygroundFile, path: &Path, leader: &str, temp: bool) {
+fn print_ready(
+    ctx: &Context,
+    spec: &PlaygroundSpec,
+    file: &PlaygroundFile,
+    path: &Path,
+    leader: &str,
+    temp: bool,
+) {
     let json = json!({
         "endpoints": file.endpoints,
         "http": file.http,
@@ -211,7 +251,10 @@ fn print_ready(ctx: &Context, spec: &PlaygroundSpec, file: &PlaygroundFile, path
         "playground_file": path,
         "groups": file.groups,
     });
-    let mut human = format!("Shardline playground is up: {} members, leader {leader}.\n\n", spec.processes.len());
+    let mut human = format!(
+        "Shardline playground is up: {} members, leader {leader}.\n\n",
+        spec.processes.len()
+    );
     for p in &spec.processes {
         human.push_str(&format!(
             "  {:<10}  grpc {}  http {}  log {}\n",
@@ -221,7 +264,11 @@ fn print_ready(ctx: &Context, spec: &PlaygroundSpec, file: &PlaygroundFile, path
             p.log_path.display()
         ));
     }
-    let data = if temp { "temporary, removed on exit" } else { "kept" };
+    let data = if temp {
+        "temporary, removed on exit"
+    } else {
+        "kept"
+    };
     human.push_str(&format!(
         "\nEndpoints: {}\nData:      {} ({data})\n\nTry, in another terminal:\n  shardline put hello world\n  shardline get hello\n  shardline status\n\nPress Ctrl-C to stop.\n",
         file.endpoints.join(","),
@@ -239,16 +286,26 @@ pub fn find_node_bin(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
         }
         bail!("shard-node binary {} does not exist", p.display());
     }
-    let beside = std::env::current_exe().ok().and_then(|exe| exe.parent().map(|d| d.join(NODE_BIN)));
+    let beside = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|d| d.join(NODE_BIN)));
     let on_path = std::env::var_os("PATH")
-        .map(|paths| std::env::split_paths(&paths).map(|d| d.join(NODE_BIN)).collect::<Vec<_>>())
+        .map(|paths| {
+            std::env::split_paths(&paths)
+                .map(|d| d.join(NODE_BIN))
+                .collect::<Vec<_>>()
+        })
         .unwrap_or_default();
-    beside.into_iter().chain(on_path).find(|p| p.is_file()).ok_or_else(|| {
-        anyhow::anyhow!(
-            "cannot find the `{NODE_BIN}` binary next to this executable or on $PATH; \
+    beside
+        .into_iter()
+        .chain(on_path)
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "cannot find the `{NODE_BIN}` binary next to this executable or on $PATH; \
              build it with `cargo build --release` (or pass --node-bin)"
-        )
-    })
+            )
+        })
 }
 
 /// Fails clearly when a port the playground needs is taken, instead of
@@ -266,7 +323,9 @@ fn check_ports_free(spec: &PlaygroundSpec) -> anyhow::Result<()> {
 }
 
 fn pid_alive(pid: u32) -> bool {
-    let Ok(raw) = i32::try_from(pid) else { return false };
+    let Ok(raw) = i32::try_from(pid) else {
+        return false;
+    };
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(raw), None).is_ok()
 }
 
@@ -281,7 +340,11 @@ fn remove_file_if_ours(path: &Path) {
 fn log_tail(path: &Path, lines: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].iter().map(|l| format!("  | {l}")).collect::<Vec<_>>().join("\n")
+    all[all.len().saturating_sub(lines)..]
+        .iter()
+        .map(|l| format!("  | {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 #[cfg(test)]
@@ -309,7 +372,10 @@ mod tests {
         })
         .unwrap();
         let f = playground_file(&spec);
-        assert_eq!(f.endpoints, ["127.0.0.1:8401", "127.0.0.1:8402", "127.0.0.1:8403"]);
+        assert_eq!(
+            f.endpoints,
+            ["127.0.0.1:8401", "127.0.0.1:8402", "127.0.0.1:8403"]
+        );
         assert_eq!(f.http[2], "127.0.0.1:8503");
         assert_eq!(f.groups[0].id, 1);
         assert!(pid_alive(std::process::id()));

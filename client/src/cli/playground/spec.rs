@@ -74,8 +74,16 @@ impl PlaygroundSpec {
         }
         let addr = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
         let ids: Vec<u64> = (1..=u64::from(o.members)).collect();
-        let grpc: Vec<SocketAddr> = ids.iter().map(|&id| addr(o.base_port + id as u16 - 1)).collect();
-        let peers = ids.iter().zip(&grpc).map(|(id, a)| format!("{id}={a}")).collect::<Vec<_>>().join(",");
+        let grpc: Vec<SocketAddr> = ids
+            .iter()
+            .map(|&id| addr(o.base_port + id as u16 - 1))
+            .collect();
+        let peers = ids
+            .iter()
+            .zip(&grpc)
+            .map(|(id, a)| format!("{id}={a}"))
+            .collect::<Vec<_>>()
+            .join(",");
         let processes = ids
             .iter()
             .zip(&grpc)
@@ -113,7 +121,10 @@ impl PlaygroundSpec {
         Ok(PlaygroundSpec {
             data_dir: o.data_dir.to_path_buf(),
             processes,
-            groups: vec![GroupSpec { id: group_id, members: grpc }],
+            groups: vec![GroupSpec {
+                id: group_id,
+                members: grpc,
+            }],
         })
     }
 }
@@ -145,7 +156,13 @@ mod tests {
              --partitioning range"
         );
         assert_eq!(spec.groups[0].members.len(), 3);
-        let too_high = SingleGroup { base_port: 65500, ..SingleGroup { partitioning: None, ..spec_inputs() } };
+        let too_high = SingleGroup {
+            base_port: 65500,
+            ..SingleGroup {
+                partitioning: None,
+                ..spec_inputs()
+            }
+        };
         assert!(PlaygroundSpec::single_group(&too_high).is_err());
     }
 

@@ -51,7 +51,11 @@ impl Supervisor {
     /// already started are stopped and the error returned.
     pub async fn start(spec: &PlaygroundSpec) -> anyhow::Result<Supervisor> {
         let (tx, exits) = mpsc::unbounded_channel();
-        let mut sup = Supervisor { procs: Vec::new(), alive: Vec::new(), exits };
+        let mut sup = Supervisor {
+            procs: Vec::new(),
+            alive: Vec::new(),
+            exits,
+        };
         for (i, p) in spec.processes.iter().enumerate() {
             match spawn(p) {
                 Ok(mut child) => {
@@ -99,7 +103,11 @@ impl Supervisor {
     fn record(&mut self, i: usize, status: Result<ExitStatus, String>) -> Exit {
         self.alive[i] = false;
         let p = &self.procs[i].0;
-        Exit { name: p.name.clone(), log_path: p.log_path.clone(), status }
+        Exit {
+            name: p.name.clone(),
+            log_path: p.log_path.clone(),
+            status,
+        }
     }
 
     /// Stops every running child: SIGTERM, up to `grace` for them to exit,
@@ -167,7 +175,8 @@ fn spawn(p: &ProcessSpec) -> anyhow::Result<tokio::process::Child> {
     }
     // Plain text in the log files, no terminal colour codes.
     cmd.env("NO_COLOR", "1");
-    cmd.spawn().with_context(|| format!("starting {} ({})", p.name, p.program.display()))
+    cmd.spawn()
+        .with_context(|| format!("starting {} ({})", p.name, p.program.display()))
 }
 
 /// Describes an exit status for people: "exit code 1", "signal 9 (SIGKILL)".
@@ -194,7 +203,10 @@ mod tests {
     fn sh(name: &str, script: &str, dir: &std::path::Path) -> ProcessSpec {
         ProcessSpec {
             name: name.into(),
-            kind: ProcessKind::ShardNode { group_id: 1, node_id: 1 },
+            kind: ProcessKind::ShardNode {
+                group_id: 1,
+                node_id: 1,
+            },
             program: "/bin/sh".into(),
             args: vec!["-c".into(), script.into()],
             grpc_addr: "127.0.0.1:1".parse().unwrap(),
@@ -213,10 +225,18 @@ mod tests {
             processes: vec![
                 // Exits once "stubborn" ignores SIGTERM, so the shutdown
                 // below cannot race the trap.
-                sh("quits", &format!("while [ ! -e {r} ]; do sleep 0.01; done; echo bye; exit 3"), dir.path()),
+                sh(
+                    "quits",
+                    &format!("while [ ! -e {r} ]; do sleep 0.01; done; echo bye; exit 3"),
+                    dir.path(),
+                ),
                 sh("sleeper", "exec sleep 600", dir.path()),
                 // Ignores SIGTERM, so it must be killed.
-                sh("stubborn", &format!("trap '' TERM; touch {r}; while :; do sleep 1; done"), dir.path()),
+                sh(
+                    "stubborn",
+                    &format!("trap '' TERM; touch {r}; while :; do sleep 1; done"),
+                    dir.path(),
+                ),
             ],
             groups: vec![],
         };
@@ -227,7 +247,13 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&exit.log_path).unwrap(), "bye\n");
         assert_eq!(sup.running(), 2);
         let stopped = sup.shutdown(Duration::from_millis(300)).await;
-        assert_eq!(stopped, Stopped { terminated: 1, killed: 1 });
+        assert_eq!(
+            stopped,
+            Stopped {
+                terminated: 1,
+                killed: 1
+            }
+        );
         assert_eq!(sup.running(), 0);
         assert!(sup.next_exit().await.is_none());
     }
@@ -237,7 +263,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut p = sh("x", "", dir.path());
         p.program = dir.path().join("nope");
-        let spec = PlaygroundSpec { data_dir: dir.path().into(), processes: vec![p], groups: vec![] };
+        let spec = PlaygroundSpec {
+            data_dir: dir.path().into(),
+            processes: vec![p],
+            groups: vec![],
+        };
         let e = Supervisor::start(&spec).await.err().unwrap();
         assert!(format!("{e:#}").contains("starting x"));
     }
