@@ -1,0 +1,177 @@
+//! [`ClusterApi`] over the controller's gRPC service.
+//!
+//! One channel per cluster, balanced over every controller pod and kept for
+//! reuse (any member answers; writes are forwarded to the leader). Every call
+//! has a deadline: the channel's per-request timeout and, around it, a tokio
+//! timeout that also bounds connection set-up.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use futures::FutureExt;
+use shardline_proto::pb;
+use shardline_proto::pb::controller_client::ControllerClient;
+use tonic::transport::{Channel, Endpoint};
+
+use super::{ClusterApi, ClusterView, Target};
+use crate::error::{Error, Result};
+
+/// Cached clients by target key, with the endpoints they were built for.
+type ClientCache = HashMap<String, (Vec<String>, ControllerClient<Channel>)>;
+
+/// The real controller client.
+pub struct GrpcClusterApi {
+    /// Deadline of every call.
+    timeout: Duration,
+    /// One client (and channel) per cluster, reused across reconciles.
+    clients: Mutex<ClientCache>,
+}
+
+impl GrpcClusterApi {
+    /// A client whose calls each take at most `timeout`.
+    pub fn new(timeout: Duration) -> Self {
+        Self {
+            timeout,
+            clients: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn client(&self, target: &Target) -> Result<ControllerClient<Channel>> {
+        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((endpoints, client)) = clients.get(&target.key) {
+            if *endpoints == target.endpoints {
+                return Ok(client.clone());
+            }
+        }
+        let mut list = Vec::with_capacity(target.endpoints.len());
+        for e in &target.endpoints {
+            let ep = Endpoint::from_shared(e.clone())
+                .map_err(|err| Error::Endpoint {
+                    endpoint: e.clone(),
+                    reason: err.to_string(),
+                })?
+                .connect_timeout(self.timeout)
+                .timeout(self.timeout);
+            list.push(ep);
+        }
+        let client = ControllerClient::new(Channel::balance_list(list.into_iter()));
+        clients.insert(
+            target.key.clone(),
+            (target.endpoints.clone(), client.clone()),
+        );
+        Ok(client)
+    }
+
+    async fn call<T, F>(&self, call: &'static str, fut: F) -> Result<T>
+    where
+        F: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        match tokio::time::timeout(self.timeout, fut).await {
+            Ok(Ok(resp)) => Ok(resp.into_inner()),
+            Ok(Err(source)) => Err(Error::Controller {
+                call,
+                source: Box::new(source),
+            }),
+            Err(_) => Err(Error::ControllerTimeout {
+                call,
+                after: self.timeout,
+            }),
+        }
+    }
+}
+
+fn config_num(resp: pb::ConfigResponse) -> u64 {
+    resp.config.map(|c| c.num).unwrap_or(0)
+}
+
+impl ClusterApi for GrpcClusterApi {
+    fn cluster_status<'a>(&'a self, target: &'a Target) -> BoxFuture<'a, Result<ClusterView>> {
+        async move {
+            let mut client = self.client(target)?;
+            let resp = self
+                .call(
+                    "ClusterStatus",
+                    client.cluster_status(pb::ClusterStatusRequest {}),
+                )
+                .await?;
+            Ok(ClusterView::from_pb(resp))
+        }
+        .boxed()
+    }
+
+    fn join<'a>(
+        &'a self,
+        target: &'a Target,
+        groups: Vec<pb::GroupMembers>,
+    ) -> BoxFuture<'a, Result<u64>> {
+        async move {
+            let mut client = self.client(target)?;
+            let resp = self
+                .call("Join", client.join(pb::JoinRequest { groups }))
+                .await?;
+            Ok(config_num(resp))
+        }
+        .boxed()
+    }
+
+    fn leave<'a>(&'a self, target: &'a Target, gids: Vec<u64>) -> BoxFuture<'a, Result<u64>> {
+        async move {
+            let mut client = self.client(target)?;
+            let resp = self
+                .call("Leave", client.leave(pb::LeaveRequest { gids }))
+                .await?;
+            Ok(config_num(resp))
+        }
+        .boxed()
+    }
+
+    fn forget(&self, target: &Target) {
+        self.clients
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&target.key);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn unreachable_controller_fails_within_the_deadline() {
+        // Port 1 on loopback refuses connections: the call must fail (or time
+        // out) promptly rather than hang.
+        let api = GrpcClusterApi::new(Duration::from_millis(300));
+        let target = Target {
+            key: "ns/kv".into(),
+            endpoints: vec!["http://127.0.0.1:1".into()],
+        };
+        let started = std::time::Instant::now();
+        let err = api.cluster_status(&target).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Controller { .. } | Error::ControllerTimeout { .. }
+            ),
+            "{err}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(3));
+        api.forget(&target);
+    }
+
+    #[tokio::test]
+    async fn bad_endpoint_is_reported() {
+        let api = GrpcClusterApi::new(Duration::from_millis(300));
+        let target = Target {
+            key: "ns/kv".into(),
+            endpoints: vec!["not a uri".into()],
+        };
+        assert!(matches!(
+            api.leave(&target, vec![1]).await,
+            Err(Error::Endpoint { .. })
+        ));
+    }
+}

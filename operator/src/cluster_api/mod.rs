@@ -1,0 +1,183 @@
+//! The operator's view of a cluster's controller: the three calls it makes
+//! (`Join`, `Leave`, `ClusterStatus`) behind a small trait, so the reconciler
+//! can be driven by the real gRPC client ([`grpc::GrpcClusterApi`]) or by a
+//! test double.
+
+pub mod grpc;
+
+use std::collections::BTreeMap;
+
+use futures::future::BoxFuture;
+use shardline_proto::pb;
+
+use crate::error::Result;
+
+/// Which cluster a call is for: a stable key (for channel reuse) and the
+/// controller pods' gRPC endpoints (`http://host:port`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// `namespace/name` of the ShardedCluster.
+    pub key: String,
+    /// Controller endpoints; any member answers.
+    pub endpoints: Vec<String>,
+}
+
+/// One controller member.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ControllerMember {
+    pub id: u64,
+    pub address: String,
+    /// `leader`, `follower` or `learner`.
+    pub role: String,
+}
+
+/// What `ClusterStatus` said, reduced to what the operator decides on.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ClusterView {
+    /// Controller members and their roles.
+    pub members: Vec<ControllerMember>,
+    /// Controller leader's node id.
+    pub leader_id: Option<u64>,
+    /// Controller Raft term.
+    pub term: u64,
+    /// Number of the latest shard-map config.
+    pub config_num: u64,
+    /// Groups in the latest config and their member addresses.
+    pub groups: BTreeMap<u64, Vec<String>>,
+    /// Ranges per owning group in the latest config (groups that left but
+    /// still own ranges appear here, not in `groups`).
+    pub ranges_by_group: BTreeMap<u64, u32>,
+    /// Ranges in the latest config.
+    pub range_count: u32,
+    /// Operations per second each group's leader last reported.
+    pub ops_by_group: BTreeMap<u64, f64>,
+}
+
+impl ClusterView {
+    /// Reduces a `ClusterStatus` answer.
+    pub fn from_pb(resp: pb::ClusterStatusResponse) -> Self {
+        let latest = resp.latest.unwrap_or_default();
+        let mut ranges_by_group = BTreeMap::new();
+        for r in &latest.ranges {
+            *ranges_by_group.entry(r.gid).or_insert(0) += 1;
+        }
+        Self {
+            members: resp
+                .members
+                .into_iter()
+                .map(|m| ControllerMember {
+                    id: m.id,
+                    address: m.address,
+                    role: m.role,
+                })
+                .collect(),
+            leader_id: resp.leader_id,
+            term: resp.term,
+            config_num: latest.num,
+            groups: latest
+                .groups
+                .into_iter()
+                .map(|g| (g.gid, g.addresses))
+                .collect(),
+            range_count: latest.ranges.len() as u32,
+            ranges_by_group,
+            ops_by_group: resp
+                .groups
+                .into_iter()
+                .map(|g| (g.gid, g.ops_per_sec))
+                .collect(),
+        }
+    }
+
+    /// Ranges `gid` owns.
+    pub fn ranges_of(&self, gid: u64) -> u32 {
+        self.ranges_by_group.get(&gid).copied().unwrap_or(0)
+    }
+
+    /// Whether `gid` is a member of the latest config.
+    pub fn has_group(&self, gid: u64) -> bool {
+        self.groups.contains_key(&gid)
+    }
+
+    /// Address of the controller leader.
+    pub fn leader_address(&self) -> Option<&str> {
+        let id = self.leader_id?;
+        self.members
+            .iter()
+            .find(|m| m.id == id)
+            .map(|m| m.address.as_str())
+    }
+
+    /// Ranges owned by groups that are not in the latest config (moving away).
+    pub fn ranges_moving(&self) -> u32 {
+        self.ranges_by_group
+            .iter()
+            .filter(|(g, _)| !self.has_group(**g))
+            .map(|(_, n)| n)
+            .sum()
+    }
+}
+
+/// The controller calls the operator makes. Every call is bounded by a
+/// timeout in the real implementation.
+pub trait ClusterApi: Send + Sync + 'static {
+    /// The controller's membership and the latest config.
+    fn cluster_status<'a>(&'a self, target: &'a Target) -> BoxFuture<'a, Result<ClusterView>>;
+
+    /// Adds groups (with their member addresses); returns the new config num.
+    fn join<'a>(
+        &'a self,
+        target: &'a Target,
+        groups: Vec<pb::GroupMembers>,
+    ) -> BoxFuture<'a, Result<u64>>;
+
+    /// Removes groups; their ranges move to the rest. Returns the config num.
+    fn leave<'a>(&'a self, target: &'a Target, gids: Vec<u64>) -> BoxFuture<'a, Result<u64>>;
+
+    /// Drops anything cached for the cluster (it is being deleted).
+    fn forget(&self, target: &Target);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn view_counts_ranges_per_group() {
+        let range = |id, gid| pb::Range {
+            id,
+            gid,
+            ..Default::default()
+        };
+        let resp = pb::ClusterStatusResponse {
+            members: vec![pb::ControllerMember {
+                id: 2,
+                address: "c2:7400".into(),
+                role: "leader".into(),
+            }],
+            leader_id: Some(2),
+            term: 7,
+            latest: Some(pb::ShardConfig {
+                num: 9,
+                groups: vec![pb::GroupMembers {
+                    gid: 1,
+                    addresses: vec!["a".into()],
+                }],
+                ranges: vec![range(1, 1), range(2, 1), range(3, 2)],
+                partitioning: "hash".into(),
+            }),
+            groups: vec![pb::GroupLoad {
+                gid: 1,
+                ops_per_sec: 12.5,
+                ..Default::default()
+            }],
+        };
+        let v = ClusterView::from_pb(resp);
+        assert_eq!((v.config_num, v.range_count, v.term), (9, 3, 7));
+        assert_eq!((v.ranges_of(1), v.ranges_of(2), v.ranges_of(3)), (2, 1, 0));
+        assert!(v.has_group(1) && !v.has_group(2));
+        assert_eq!(v.ranges_moving(), 1);
+        assert_eq!(v.leader_address(), Some("c2:7400"));
+        assert_eq!(v.ops_by_group[&1], 12.5);
+    }
+}

@@ -1,0 +1,124 @@
+//! `ShardedCluster.status`: what the operator observed, written with
+//! server-side apply to the `/status` subresource.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::spec::PartitioningSpec;
+
+/// Observed state of a ShardedCluster.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ShardedClusterStatus {
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+
+    /// One-word summary: Creating, Running, Scaling, Updating, Degraded or
+    /// Terminating.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
+
+    /// Ready, Progressing and Degraded, as standard conditions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+
+    /// The partitioning the cluster was created with; a spec that differs is
+    /// refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partitioning: Option<PartitioningSpec>,
+
+    /// Health of the controller group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub controller: Option<ControllerStatus>,
+
+    /// Health of every shard group, including groups being drained.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["gid"]))]
+    pub groups: Vec<GroupStatus>,
+
+    /// Number of the latest shard-map config.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_num: Option<i64>,
+
+    /// Ranges in the latest config.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub range_count: Option<i32>,
+
+    /// Ranges still owned by groups that are leaving (moving away).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ranges_moving: Option<i32>,
+
+    /// Shard groups that are joined and have every replica ready (the scale
+    /// subresource's status replicas).
+    #[serde(default)]
+    pub ready_groups: i32,
+}
+
+/// Summary phase.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    Creating,
+    Running,
+    Scaling,
+    Updating,
+    Degraded,
+    Terminating,
+}
+
+/// The controller group as the operator sees it.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ControllerStatus {
+    /// Desired voters.
+    pub replicas: i32,
+    /// Pods ready.
+    pub ready_replicas: i32,
+    /// Raft node id of the current leader.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leader_id: Option<i64>,
+    /// Address of the current leader.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leader: Option<String>,
+    /// Raft term.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub term: Option<i64>,
+    /// Whether the controller answered the last ClusterStatus call.
+    pub reachable: bool,
+}
+
+/// One shard group as the operator sees it.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupStatus {
+    /// Group id in the shard map (1-based; StatefulSet `<name>-g<gid>`).
+    pub gid: i64,
+    /// Lifecycle state.
+    pub state: GroupState,
+    /// Desired voters.
+    pub replicas: i32,
+    /// Pods ready.
+    pub ready_replicas: i32,
+    /// Ranges the group owns in the latest config.
+    pub range_count: i32,
+    /// Operations per second the group's leader last reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ops_per_sec: Option<f64>,
+}
+
+/// Lifecycle of a shard group.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GroupState {
+    /// Pods starting; not yet in the shard map.
+    Provisioning,
+    /// Pods ready; Join sent, waiting for the shard map to list it.
+    Joining,
+    /// In the shard map.
+    Serving,
+    /// Leave sent; its ranges are moving away.
+    Draining,
+    /// Holds no ranges; its StatefulSet is being removed.
+    Drained,
+}

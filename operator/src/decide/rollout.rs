@@ -1,0 +1,170 @@
+//! Rolling changes (image, resources, settings) through a Raft group.
+//!
+//! StatefulSets use `OnDelete`; the operator restarts one pod at a time per
+//! Raft group, highest ordinal first, and only while the whole group is
+//! healthy (every member ready, none terminating), so a group never loses
+//! more than one voter to an update. When the leader is known it goes last,
+//! so the group elects a new leader once rather than once per restart.
+
+/// One pod of a Raft group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodObs {
+    /// StatefulSet ordinal.
+    pub ordinal: u32,
+    /// `controller-revision-hash` label.
+    pub revision: Option<String>,
+    /// Ready condition true.
+    pub ready: bool,
+    /// Has a deletion timestamp.
+    pub terminating: bool,
+}
+
+/// What to do next for one Raft group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RolloutStep {
+    /// Every pod runs the current revision (or no revision is known yet).
+    UpToDate,
+    /// Pods need updating but the group is not healthy enough to lose one.
+    Wait {
+        /// Pods still on an old revision.
+        outdated: usize,
+    },
+    /// Delete this pod so the StatefulSet recreates it at the new revision.
+    Restart {
+        ordinal: u32,
+        /// Pods still on an old revision, including this one.
+        outdated: usize,
+    },
+}
+
+/// Decides the next rollout step of a group of `replicas` members.
+pub fn next_step(
+    replicas: i32,
+    update_revision: Option<&str>,
+    pods: &[PodObs],
+    leader_ordinal: Option<u32>,
+) -> RolloutStep {
+    let Some(want) = update_revision else {
+        return RolloutStep::UpToDate;
+    };
+    let mut outdated: Vec<&PodObs> = pods
+        .iter()
+        .filter(|p| p.revision.as_deref() != Some(want))
+        .collect();
+    if outdated.is_empty() {
+        return RolloutStep::UpToDate;
+    }
+    let n = outdated.len();
+    let healthy =
+        pods.len() == replicas.max(0) as usize && pods.iter().all(|p| p.ready && !p.terminating);
+    if !healthy {
+        return RolloutStep::Wait { outdated: n };
+    }
+    // Highest ordinal first, leader last.
+    outdated.sort_by_key(|p| {
+        (
+            Some(p.ordinal) == leader_ordinal,
+            std::cmp::Reverse(p.ordinal),
+        )
+    });
+    RolloutStep::Restart {
+        ordinal: outdated[0].ordinal,
+        outdated: n,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(ordinal: u32, rev: &str) -> PodObs {
+        PodObs {
+            ordinal,
+            revision: Some(rev.into()),
+            ready: true,
+            terminating: false,
+        }
+    }
+
+    #[test]
+    fn up_to_date_when_all_pods_match() {
+        let pods = [pod(0, "b"), pod(1, "b"), pod(2, "b")];
+        assert_eq!(next_step(3, Some("b"), &pods, None), RolloutStep::UpToDate);
+        assert_eq!(next_step(3, None, &pods, None), RolloutStep::UpToDate);
+    }
+
+    #[test]
+    fn highest_ordinal_first() {
+        let pods = [pod(0, "a"), pod(1, "a"), pod(2, "a")];
+        assert_eq!(
+            next_step(3, Some("b"), &pods, None),
+            RolloutStep::Restart {
+                ordinal: 2,
+                outdated: 3
+            }
+        );
+        let pods = [pod(0, "a"), pod(1, "a"), pod(2, "b")];
+        assert_eq!(
+            next_step(3, Some("b"), &pods, None),
+            RolloutStep::Restart {
+                ordinal: 1,
+                outdated: 2
+            }
+        );
+    }
+
+    #[test]
+    fn one_at_a_time_and_only_when_healthy() {
+        // Pod 2 was just restarted and is not ready yet: wait.
+        let mut p2 = pod(2, "b");
+        p2.ready = false;
+        let pods = [pod(0, "a"), pod(1, "a"), p2];
+        assert_eq!(
+            next_step(3, Some("b"), &pods, None),
+            RolloutStep::Wait { outdated: 2 }
+        );
+        // A member missing entirely: wait.
+        assert_eq!(
+            next_step(3, Some("b"), &[pod(0, "a"), pod(1, "a")], None),
+            RolloutStep::Wait { outdated: 2 }
+        );
+        // A member terminating: wait.
+        let mut p1 = pod(1, "a");
+        p1.terminating = true;
+        assert_eq!(
+            next_step(3, Some("b"), &[pod(0, "a"), p1, pod(2, "b")], None),
+            RolloutStep::Wait { outdated: 2 }
+        );
+    }
+
+    #[test]
+    fn leader_goes_last() {
+        let pods = [pod(0, "a"), pod(1, "a"), pod(2, "a")];
+        assert_eq!(
+            next_step(3, Some("b"), &pods, Some(2)),
+            RolloutStep::Restart {
+                ordinal: 1,
+                outdated: 3
+            }
+        );
+        let pods = [pod(0, "b"), pod(1, "b"), pod(2, "a")];
+        assert_eq!(
+            next_step(3, Some("b"), &pods, Some(2)),
+            RolloutStep::Restart {
+                ordinal: 2,
+                outdated: 1
+            }
+        );
+    }
+
+    #[test]
+    fn single_replica_restarts_when_ready() {
+        assert_eq!(
+            next_step(1, Some("b"), &[pod(0, "a")], None),
+            RolloutStep::Restart {
+                ordinal: 0,
+                outdated: 1
+            }
+        );
+    }
+}

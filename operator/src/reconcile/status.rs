@@ -1,0 +1,153 @@
+//! Building `.status` from observations and writing it with server-side
+//! apply to the `/status` subresource.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Patch, PatchParams};
+use kube::{Api, Client};
+use serde_json::json;
+
+use crate::cluster_api::ClusterView;
+use crate::crd::{
+    ControllerStatus, GroupState, GroupStatus, Phase, ShardedCluster, ShardedClusterStatus,
+};
+use crate::decide::conditions::{self, ConditionUpdate, Health};
+use crate::decide::scale::ScalePlan;
+use crate::error::{Error, Result};
+use crate::names;
+
+use super::observe::Observed;
+
+/// Everything a status is made of.
+pub struct StatusInput<'a> {
+    pub cluster: &'a ShardedCluster,
+    pub observed: &'a Observed,
+    pub view: Option<&'a ClusterView>,
+    pub plan: &'a ScalePlan,
+    /// Raft groups with a rollout in progress, by object name.
+    pub rolling: Vec<String>,
+    pub now: Time,
+}
+
+/// Writes `status` to the `/status` subresource.
+pub async fn patch(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    status: &ShardedClusterStatus,
+) -> Result<()> {
+    let api: Api<ShardedCluster> = Api::namespaced(client.clone(), namespace);
+    let body = json!({
+        "apiVersion": "shardline.dev/v1alpha1",
+        "kind": "ShardedCluster",
+        "status": status,
+    });
+    api.patch_status(
+        name,
+        &PatchParams::apply(names::FIELD_MANAGER).force(),
+        &Patch::Apply(&body),
+    )
+    .await
+    .map_err(Error::kube("patch status"))?;
+    Ok(())
+}
+
+/// Applies phase and condition updates to `prev`.
+pub fn with_conditions(
+    mut status: ShardedClusterStatus,
+    phase: Phase,
+    updates: &[ConditionUpdate],
+    generation: Option<i64>,
+    now: &Time,
+) -> ShardedClusterStatus {
+    status.conditions = conditions::merge(&status.conditions, updates, generation, now);
+    status.phase = Some(phase);
+    status.observed_generation = generation;
+    status
+}
+
+/// The status of a cluster whose spec was accepted.
+pub fn build(input: &StatusInput<'_>) -> (ShardedClusterStatus, Health) {
+    let spec = &input.cluster.spec;
+    let prev = input.cluster.status.clone().unwrap_or_default();
+    let name = input.cluster.metadata.name.as_deref().unwrap_or_default();
+    let groups = input.observed.groups();
+    let mut group_statuses = Vec::new();
+    let mut ready_groups = 0u32;
+    let mut under_replicated = Vec::new();
+    for (gid, state) in &input.plan.states {
+        let obs = groups.get(gid).copied().unwrap_or_default();
+        let all_ready = obs.all_ready(spec.groups.replicas);
+        if *state == GroupState::Serving {
+            if all_ready {
+                ready_groups += 1;
+            } else if !input
+                .rolling
+                .contains(&names::Member::Group(*gid).object_name(name))
+            {
+                under_replicated.push(*gid);
+            }
+        }
+        group_statuses.push(GroupStatus {
+            gid: *gid as i64,
+            state: *state,
+            replicas: spec.groups.replicas,
+            ready_replicas: obs.ready_replicas,
+            range_count: input.view.map(|v| v.ranges_of(*gid) as i32).unwrap_or(0),
+            ops_per_sec: input.view.and_then(|v| v.ops_by_group.get(gid).copied()),
+        });
+    }
+    let ctrl = input
+        .observed
+        .statefulsets
+        .get(&names::Member::Controller)
+        .map(|s| s.obs)
+        .unwrap_or_default();
+    let controller_ready = ctrl.all_ready(spec.controller.replicas);
+    let count = |f: &dyn Fn(GroupState) -> bool| {
+        input.plan.states.values().filter(|s| f(**s)).count() as u32
+    };
+    let has_served = prev
+        .phase
+        .is_some_and(|p| matches!(p, Phase::Running | Phase::Scaling | Phase::Updating))
+        || conditions::is_true(&prev.conditions, conditions::READY);
+    let health = Health {
+        controller_ready,
+        controller_reachable: input.view.is_some(),
+        desired_groups: spec.groups.count.max(0) as u32,
+        ready_groups,
+        joining: count(&|s| matches!(s, GroupState::Provisioning | GroupState::Joining)),
+        draining: count(&|s| matches!(s, GroupState::Draining | GroupState::Drained)),
+        under_replicated,
+        rolling: input.rolling.clone(),
+        has_served,
+    };
+    let status = ShardedClusterStatus {
+        partitioning: prev
+            .partitioning
+            .clone()
+            .or_else(|| Some(spec.partitioning.clone())),
+        controller: Some(ControllerStatus {
+            replicas: spec.controller.replicas,
+            ready_replicas: ctrl.ready_replicas,
+            leader_id: input.view.and_then(|v| v.leader_id).map(|id| id as i64),
+            leader: input
+                .view
+                .and_then(|v| v.leader_address().map(str::to_string)),
+            term: input.view.map(|v| v.term as i64),
+            reachable: input.view.is_some(),
+        }),
+        groups: group_statuses,
+        config_num: input.view.map(|v| v.config_num as i64).or(prev.config_num),
+        range_count: input
+            .view
+            .map(|v| v.range_count as i32)
+            .or(prev.range_count),
+        ranges_moving: input
+            .view
+            .map(|v| v.ranges_moving() as i32)
+            .or(prev.ranges_moving),
+        ready_groups: ready_groups as i32,
+        ..prev
+    };
+    (status, health)
+}

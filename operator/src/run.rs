@@ -1,0 +1,141 @@
+//! Wiring of the `shardline-operator` binary: flags, the Kubernetes client,
+//! start-up checks, the HTTP endpoint, leader election and the Controller.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use kube::api::ListParams;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::{Api, Client};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tracing::info;
+
+use crate::cluster_api::grpc::GrpcClusterApi;
+use crate::crd::ShardedCluster;
+use crate::error::{Error, Result};
+use crate::http::{self, HttpState};
+use crate::leader::{self, LeaseConfig};
+use crate::metrics::Metrics;
+use crate::reconcile::{self, Context, Requeue};
+
+/// Flags of `shardline-operator`.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "shardline-operator",
+    version,
+    about = "Kubernetes operator for Shardline clusters"
+)]
+pub struct Args {
+    /// Address of the HTTP endpoint (/metrics, /healthz, /readyz).
+    #[arg(
+        long,
+        env = "SHARDLINE_OPERATOR_HTTP_LISTEN",
+        default_value = "0.0.0.0:8080"
+    )]
+    pub http_listen: SocketAddr,
+
+    /// Name of the leader-election Lease.
+    #[arg(
+        long,
+        env = "SHARDLINE_OPERATOR_LEASE_NAME",
+        default_value = "shardline-operator"
+    )]
+    pub lease_name: String,
+
+    /// Namespace of the Lease; defaults to the client's namespace.
+    #[arg(long, env = "POD_NAMESPACE")]
+    pub lease_namespace: Option<String>,
+
+    /// Identity in the Lease; defaults to the host name.
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
+
+    /// Seconds the Lease stays valid without renewal.
+    #[arg(long, default_value_t = 15)]
+    pub lease_duration_secs: u64,
+
+    /// Deadline of every call to a cluster's controller.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    pub controller_timeout: Duration,
+
+    /// Reconcile without a Lease (only for a single replica, e.g. local runs).
+    #[arg(long)]
+    pub no_leader_election: bool,
+}
+
+/// A clonable future that resolves once `tx` sends `true`.
+pub fn shutdown_signal(
+    rx: watch::Receiver<bool>,
+) -> impl std::future::Future<Output = ()> + Send + Sync + 'static {
+    let fut = async move {
+        let mut rx = rx;
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    futures::FutureExt::shared(Box::pin(fut))
+}
+
+/// Runs the operator until `stop` turns true.
+pub async fn run(args: Args, stop: watch::Receiver<bool>) -> Result<()> {
+    let client = Client::try_default()
+        .await
+        .map_err(Error::kube("create client"))?;
+    let metrics = Metrics::default();
+    let ready = Arc::new(AtomicBool::new(false));
+    let listener = TcpListener::bind(args.http_listen)
+        .await
+        .map_err(Error::Http)?;
+    info!(addr = %args.http_listen, "serving /metrics, /healthz and /readyz");
+    let http_task = tokio::spawn(http::serve(
+        listener,
+        HttpState {
+            metrics: metrics.clone(),
+            ready: ready.clone(),
+        },
+        shutdown_signal(stop.clone()),
+    ));
+
+    Api::<ShardedCluster>::all(client.clone())
+        .list(&ListParams::default().limit(1))
+        .await
+        .map_err(Error::kube("list ShardedClusters (is the CRD installed?)"))?;
+    ready.store(true, Ordering::Relaxed);
+
+    let identity = args.identity.clone().unwrap_or_else(|| {
+        std::env::var("HOSTNAME")
+            .unwrap_or_else(|_| format!("shardline-operator-{}", std::process::id()))
+    });
+    let reporter = Reporter {
+        controller: "shardline-operator".into(),
+        instance: Some(identity.clone()),
+    };
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        cluster_api: Arc::new(GrpcClusterApi::new(args.controller_timeout)),
+        recorder: Recorder::new(client.clone(), reporter),
+        metrics: metrics.clone(),
+        requeue: Requeue::default(),
+    });
+    let work = || reconcile::run_controller(ctx, shutdown_signal(stop.clone()));
+    let result = if args.no_leader_election {
+        work().await;
+        Ok(())
+    } else {
+        let cfg = LeaseConfig {
+            name: args.lease_name.clone(),
+            namespace: args
+                .lease_namespace
+                .clone()
+                .unwrap_or_else(|| client.default_namespace().to_string()),
+            identity,
+            duration_secs: args.lease_duration_secs,
+            grace_secs: (args.lease_duration_secs / 3).max(1),
+        };
+        leader::run_as_leader(client, cfg, metrics, work).await
+    };
+    http_task.abort();
+    result
+}
