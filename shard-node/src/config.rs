@@ -1,17 +1,14 @@
 //! Command-line flags of `shard-node` and their validation.
 //!
-//! A member is named by `--node-id` within `--group-id`. A new group starts
-//! from `--peers` (every member lists the same set); a member added to a
-//! running group starts with `--join ADDR` and asks that member's leader to
-//! add it. A restarted member needs neither: it recovers from `--data-dir`.
+//! The Raft flags (`--node-id`, `--peers`/`--join`, `--data-dir`, timing and
+//! snapshot knobs) are the shared [`RaftArgs`]; this adds the group id, the
+//! listen addresses and the partitioning mode.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::time::Duration;
 
 use clap::Parser;
 use shardline_proto::keyspace::PartitionMode;
+use shardline_raft::args::RaftArgs;
 
 use crate::error::NodeError;
 
@@ -22,9 +19,8 @@ use crate::error::NodeError;
     about = "One member of a Shardline replica group"
 )]
 pub struct NodeArgs {
-    /// This member's id, unique within the group (> 0).
-    #[arg(long, env = "SHARDLINE_NODE_ID")]
-    pub node_id: u64,
+    #[command(flatten)]
+    pub raft: RaftArgs,
 
     /// The replica group this member belongs to.
     #[arg(long, env = "SHARDLINE_GROUP_ID", default_value_t = 1)]
@@ -34,131 +30,30 @@ pub struct NodeArgs {
     #[arg(long, env = "SHARDLINE_LISTEN", default_value = "127.0.0.1:7401")]
     pub listen: SocketAddr,
 
-    /// Address other members and clients use to reach this one; defaults to
-    /// `--listen` (set it when listening on 0.0.0.0).
-    #[arg(long, env = "SHARDLINE_ADVERTISE")]
-    pub advertise: Option<String>,
-
     /// HTTP listen address for /metrics, /healthz and /readyz.
     #[arg(long, env = "SHARDLINE_HTTP_LISTEN", default_value = "127.0.0.1:7501")]
     pub http_listen: SocketAddr,
 
-    /// Directory holding this member's redb file.
-    #[arg(long, env = "SHARDLINE_DATA_DIR")]
-    pub data_dir: PathBuf,
-
-    /// Initial members of a new group: `1=host:port,2=host:port,...`.
-    #[arg(long, env = "SHARDLINE_PEERS", value_delimiter = ',')]
-    pub peers: Vec<String>,
-
-    /// Join a running group through this member (any member; the leader is
-    /// found by following NotLeader hints).
-    #[arg(long, env = "SHARDLINE_JOIN", conflicts_with = "peers")]
-    pub join: Option<String>,
-
     /// Partitioning mode of the cluster, fixed at creation.
     #[arg(long, env = "SHARDLINE_PARTITIONING", default_value = "hash")]
     pub partitioning: PartitionMode,
-
-    /// Raft heartbeat interval.
-    #[arg(long, default_value = "100ms", value_parser = humantime::parse_duration)]
-    pub heartbeat: Duration,
-
-    /// Lower bound of the randomized election timeout (upper bound is 2x).
-    #[arg(long, default_value = "500ms", value_parser = humantime::parse_duration)]
-    pub election_timeout: Duration,
-
-    /// Build a snapshot and compact the log every this many applied entries.
-    #[arg(long, default_value_t = 50_000)]
-    pub snapshot_every: u64,
-
-    /// Log entries kept behind a snapshot for slow followers.
-    #[arg(long, default_value_t = 5_000)]
-    pub keep_logs: u64,
-
-    /// Time allowed for in-flight requests to finish on shutdown.
-    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
-    pub shutdown_grace: Duration,
 }
 
 impl NodeArgs {
     /// The address this member advertises to peers and clients.
     pub fn advertise_addr(&self) -> String {
-        self.advertise
-            .clone()
-            .unwrap_or_else(|| self.listen.to_string())
-    }
-
-    /// Parses `--peers` into `id -> address`, checking this node is listed.
-    pub fn initial_members(&self) -> Result<BTreeMap<u64, String>, NodeError> {
-        let mut out = BTreeMap::new();
-        for p in &self.peers {
-            let (id, addr) = p.split_once('=').ok_or_else(|| NodeError::BadFlag {
-                flag: "--peers",
-                reason: format!("{p:?} is not ID=HOST:PORT"),
-            })?;
-            let id: u64 = id.trim().parse().map_err(|_| NodeError::BadFlag {
-                flag: "--peers",
-                reason: format!("{id:?} is not a node id"),
-            })?;
-            if id == 0 || addr.trim().is_empty() {
-                return Err(NodeError::BadFlag {
-                    flag: "--peers",
-                    reason: format!("{p:?}: id must be > 0 and address non-empty"),
-                });
-            }
-            if out.insert(id, addr.trim().to_string()).is_some() {
-                return Err(NodeError::BadFlag {
-                    flag: "--peers",
-                    reason: format!("node {id} listed twice"),
-                });
-            }
-        }
-        if !out.is_empty() && !out.contains_key(&self.node_id) {
-            return Err(NodeError::BadFlag {
-                flag: "--peers",
-                reason: format!("this node ({}) is not among the peers", self.node_id),
-            });
-        }
-        Ok(out)
+        self.raft.advertise_addr(self.listen)
     }
 
     pub fn validate(&self) -> Result<(), NodeError> {
-        if self.node_id == 0 {
-            return Err(NodeError::BadFlag {
-                flag: "--node-id",
-                reason: "must be > 0".into(),
-            });
-        }
-        if self.heartbeat.is_zero() || self.election_timeout <= self.heartbeat * 2 {
-            return Err(NodeError::BadFlag {
-                flag: "--election-timeout",
-                reason: "must exceed twice the heartbeat interval".into(),
-            });
-        }
-        self.initial_members()?;
-        Ok(())
+        Ok(self.raft.validate()?)
     }
 
     /// The openraft configuration these flags describe.
     pub fn raft_config(&self) -> Result<openraft::Config, NodeError> {
-        let min = self.election_timeout.as_millis() as u64;
-        let cfg = openraft::Config {
-            cluster_name: format!("shardline-group-{}", self.group_id),
-            heartbeat_interval: self.heartbeat.as_millis() as u64,
-            election_timeout_min: min,
-            election_timeout_max: min * 2,
-            install_snapshot_timeout: 10_000,
-            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(self.snapshot_every),
-            max_in_snapshot_log_to_keep: self.keep_logs,
-            snapshot_max_chunk_size: 4 * 1024 * 1024,
-            max_payload_entries: 1000,
-            ..Default::default()
-        };
-        cfg.validate().map_err(|e| NodeError::BadFlag {
-            flag: "raft config",
-            reason: e.to_string(),
-        })
+        Ok(self
+            .raft
+            .raft_config(format!("shardline-group-{}", self.group_id))?)
     }
 }
 
@@ -166,30 +61,27 @@ impl NodeArgs {
 mod tests {
     use super::*;
 
-    fn args(extra: &[&str]) -> NodeArgs {
-        let mut v = vec!["shard-node", "--node-id", "2", "--data-dir", "/tmp/x"];
-        v.extend_from_slice(extra);
-        NodeArgs::try_parse_from(v).expect("parse")
-    }
-
     #[test]
-    fn peers_parse_and_must_include_self() {
-        let a = args(&["--peers", "1=127.0.0.1:1,2=127.0.0.1:2"]);
-        assert_eq!(a.initial_members().unwrap().len(), 2);
-        assert!(args(&["--peers", "1=127.0.0.1:1"]).validate().is_err());
-        assert!(args(&["--peers", "x=127.0.0.1:1"]).validate().is_err());
-        assert!(args(&["--peers", "2=a,2=b"]).validate().is_err());
-        assert!(args(&[]).validate().is_ok());
-    }
-
-    #[test]
-    fn election_timeout_must_exceed_heartbeats() {
-        assert!(
-            args(&["--heartbeat", "100ms", "--election-timeout", "150ms"])
-                .validate()
-                .is_err()
-        );
-        let cfg = args(&[]).raft_config().unwrap();
-        assert_eq!(cfg.election_timeout_max, 2 * cfg.election_timeout_min);
+    fn shared_raft_flags_flatten_into_node_flags() {
+        let a = NodeArgs::try_parse_from([
+            "shard-node",
+            "--node-id",
+            "2",
+            "--data-dir",
+            "/tmp/x",
+            "--group-id",
+            "4",
+            "--peers",
+            "1=127.0.0.1:1,2=127.0.0.1:2",
+            "--partitioning",
+            "range",
+        ])
+        .expect("parse");
+        assert_eq!(a.raft.node_id, 2);
+        assert_eq!(a.group_id, 4);
+        assert_eq!(a.partitioning, PartitionMode::Range);
+        assert_eq!(a.advertise_addr(), "127.0.0.1:7401");
+        assert!(a.validate().is_ok());
+        assert_eq!(a.raft_config().unwrap().cluster_name, "shardline-group-4");
     }
 }

@@ -5,6 +5,7 @@
 //! code and a typed detail (see `shardline_proto::status`).
 
 use shardline_proto::status;
+use shardline_raft::ApiError;
 use tonic::Status;
 
 use crate::store::StoreError;
@@ -63,6 +64,29 @@ impl NodeError {
             NodeError::ShuttingDown => "shutting_down",
             NodeError::Io { .. } => "io",
             NodeError::Join { .. } => "join",
+        }
+    }
+}
+
+impl From<ApiError> for NodeError {
+    fn from(e: ApiError) -> Self {
+        match e {
+            ApiError::BadFlag { flag, reason } => NodeError::BadFlag { flag, reason },
+            ApiError::Store(e) => NodeError::Store(e),
+            ApiError::NotLeader {
+                leader_id,
+                leader_addr,
+            } => NodeError::NotLeader {
+                leader_id,
+                leader_addr,
+            },
+            ApiError::NoLeader { term } => NodeError::NoLeader { term },
+            ApiError::InvalidArgument { field, reason } => {
+                NodeError::InvalidArgument { field, reason }
+            }
+            ApiError::Raft(msg) => NodeError::Raft(msg),
+            ApiError::ShuttingDown => NodeError::ShuttingDown,
+            ApiError::Join { addr, reason } => NodeError::Join { addr, reason },
         }
     }
 }

@@ -188,7 +188,7 @@ mod tests {
                 value: vec![],
             })),
         };
-        assert_eq!(batch(&[ok.clone()]).unwrap().len(), 1);
+        assert_eq!(batch(std::slice::from_ref(&ok)).unwrap().len(), 1);
         assert_eq!(field(batch(&[ok, bad]).unwrap_err()), "ops.put.key");
     }
 }

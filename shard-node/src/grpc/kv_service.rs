@@ -11,10 +11,10 @@ use tracing::instrument;
 
 use crate::error::NodeError;
 use crate::metrics::Metrics;
-use crate::read_index::ReadIndex;
 use crate::store::KvReader;
 use crate::types::{Command, CommandResult, NodeId, Op, Raft, Session};
 use crate::validate;
+use shardline_raft::read_index::ReadIndex;
 
 pub struct KvService {
     pub raft: Raft,
@@ -67,7 +67,7 @@ impl KvService {
         if stale {
             return Ok(());
         }
-        self.read_index.barrier().await
+        Ok(self.read_index.barrier().await?)
     }
 
     /// Runs a handler body, recording its outcome in the request metrics.

@@ -1,6 +1,4 @@
-//! Server side of the three gRPC services a member serves on one port: the
-//! client KV service, the admin service and the internal Raft transport.
+//! Server side of the client KV service. The admin and Raft services a
+//! member also serves on its port come from `shardline_raft`.
 
-pub mod admin_service;
 pub mod kv_service;
-pub mod raft_service;

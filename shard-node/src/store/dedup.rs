@@ -10,9 +10,9 @@
 
 use redb::{ReadableTable, Table};
 
-use super::codec::{decode, encode};
-use super::error::StoreError;
 use crate::types::{Applied, Session};
+use shardline_raft::store::codec::{decode, encode};
+use shardline_raft::store::StoreError;
 
 /// Length of a dedup key: client id then big-endian seq.
 pub(crate) const DEDUP_KEY_LEN: usize = 16 + 8;

@@ -8,11 +8,11 @@
 //!   builds and installs snapshots);
 //! - [`KvReader`]: cheap, cloneable reads of applied data for the KV service.
 //!
+//! The log store, the record codec, the current-snapshot slot and
+//! [`StoreError`] are shared with the controller (`shardline_raft::store`).
+//!
 //! # Layout
-//! - `tables`: the redb table definitions and typed record helpers.
-//! - `codec`: postcard encode/decode with [`StoreError::Codec`] on bad bytes.
-//! - [`error`]: [`StoreError`] and its conversion into openraft errors.
-//! - `log_store`: [`LogStore`].
+//! - `tables`: the redb table definitions of the state machine.
 //! - `state_machine`: [`StateMachineStore`] and the apply path.
 //! - `dedup`: the exactly-once session table.
 //! - `snapshot`: snapshot payload, build ([`SnapshotBuilder`]) and install.
@@ -25,11 +25,7 @@
 //! [`redb::Durability::None`]; why that is crash-safe is explained on
 //! `state_machine::apply_entries`.
 
-pub mod error;
-
-mod codec;
 mod dedup;
-mod log_store;
 mod reader;
 mod snapshot;
 mod state_machine;
@@ -41,18 +37,20 @@ mod suite_test;
 mod tests;
 
 use std::path::Path;
-use std::sync::Arc;
 
 use redb::Database;
 use shardline_proto::keyspace::{KeyRange, PartitionMode};
+use shardline_raft::store::{codec, get_record, open_database, put_record, LogTables};
 
-pub use error::StoreError;
-pub use log_store::LogStore;
 pub use reader::{KvReader, ScanPage};
+pub use shardline_raft::store::StoreError;
 pub use snapshot::SnapshotBuilder;
 pub use state_machine::StateMachineStore;
 
-use tables::{get_record, put_record};
+use shardline_raft::store::check;
+
+/// The shard group's Raft log, in the `raft_log` and `raft_meta` tables.
+pub type LogStore = shardline_raft::store::LogStore<crate::types::TypeConfig>;
 
 /// The three handles on one node's store.
 pub struct OpenedStore {
@@ -65,16 +63,10 @@ pub struct OpenedStore {
 /// covering the whole key space: `KeyRange::full(1, group_id)`. If the file exists with a different
 /// group_id or mode, returns [`StoreError::Mismatch`] (never silently reuse another group's data).
 pub fn open(path: &Path, group_id: u64, mode: PartitionMode) -> Result<OpenedStore, StoreError> {
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|source| StoreError::Io {
-            path: parent.to_path_buf(),
-            source,
-        })?;
-    }
-    let db = Arc::new(Database::create(path)?);
+    let db = open_database(path)?;
     init(&db, group_id, mode)?;
     Ok(OpenedStore {
-        log: LogStore::new(db.clone()),
+        log: LogStore::open(db.clone(), LogTables::DEFAULT)?,
         sm: StateMachineStore::new(db.clone(), group_id, mode),
         reader: KvReader::new(db, mode),
     })
@@ -84,12 +76,10 @@ pub fn open(path: &Path, group_id: u64, mode: PartitionMode) -> Result<OpenedSto
 fn init(db: &Database, group_id: u64, mode: PartitionMode) -> Result<(), StoreError> {
     let txn = db.begin_write()?;
     {
-        txn.open_table(tables::LOG)?;
-        txn.open_table(tables::RAFT_META)?;
         txn.open_table(tables::KV)?;
         txn.open_table(tables::DEDUP)?;
         txn.open_table(tables::DEDUP_FLOOR)?;
-        txn.open_table(tables::SNAPSHOT)?;
+        tables::SNAPSHOT.create(&txn)?;
         let mut ranges = txn.open_table(tables::RANGES)?;
         let mut meta = txn.open_table(tables::SM_META)?;
         let found_group: Option<u64> = get_record(&meta, tables::GROUP_ID)?;
@@ -124,20 +114,4 @@ fn init(db: &Database, group_id: u64, mode: PartitionMode) -> Result<(), StoreEr
     }
     txn.commit()?;
     Ok(())
-}
-
-/// `Mismatch` unless `expected == found`.
-pub(crate) fn check<T: PartialEq + std::fmt::Display>(
-    field: &'static str,
-    expected: T,
-    found: T,
-) -> Result<(), StoreError> {
-    if expected == found {
-        return Ok(());
-    }
-    Err(StoreError::Mismatch {
-        field,
-        expected: expected.to_string(),
-        found: found.to_string(),
-    })
 }

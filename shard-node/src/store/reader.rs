@@ -12,9 +12,11 @@ use std::sync::Arc;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 use shardline_proto::keyspace::{KeyRange, PartitionMode};
 
-use super::codec::decode;
-use super::error::StoreError;
-use super::tables::{self, get_record};
+use shardline_raft::store::applied::LAST_APPLIED;
+use shardline_raft::store::codec::decode;
+use shardline_raft::store::{get_record, StoreError};
+
+use super::tables;
 use crate::types::LogId;
 
 /// A cloneable read handle on one node's applied key space.
@@ -127,6 +129,6 @@ impl KvReader {
     pub fn last_applied(&self) -> Result<Option<LogId>, StoreError> {
         let txn = self.db.begin_read()?;
         let meta = txn.open_table(tables::SM_META)?;
-        get_record(&meta, tables::LAST_APPLIED)
+        get_record(&meta, LAST_APPLIED)
     }
 }

@@ -1,6 +1,7 @@
 //! Snapshots of the whole state machine: the payload format, building one
 //! ([`SnapshotBuilder`]), installing one, and the current snapshot kept in
-//! the redb `snapshot` table (so it survives restarts).
+//! the redb `snapshot` table (so it survives restarts; see
+//! `shardline_raft::store::SnapshotSlot`).
 //!
 //! A snapshot is one postcard [`SnapshotPayload`]: group id and mode (checked
 //! on install), last applied log id and membership, ranges, every data pair
@@ -9,7 +10,6 @@
 //! `Cursor<Vec<u8>>` (openraft's `SnapshotData` for this group), which costs
 //! memory proportional to the data held by the group.
 
-use std::io::Cursor;
 use std::sync::Arc;
 
 use openraft::{RaftSnapshotBuilder, StorageError};
@@ -17,12 +17,12 @@ use redb::{Database, ReadableDatabase, ReadableTable};
 use serde::{Deserialize, Serialize};
 use shardline_proto::keyspace::{KeyRange, PartitionMode};
 
-use super::check;
-use super::codec::{decode, encode};
+use shardline_raft::store::applied::{read_applied_state, write_applied_state};
+use shardline_raft::store::codec::{decode, encode};
+use shardline_raft::store::{check, StoreError};
+
 use super::dedup::{CLIENT_ID_LEN, DEDUP_KEY_LEN};
-use super::error::StoreError;
-use super::state_machine::read_applied_state;
-use super::tables::{self, get_record, put_record};
+use super::tables;
 use crate::types::{LogId, NodeId, Snapshot, SnapshotMeta, StoredMembership, TypeConfig};
 
 /// Version of the [`SnapshotPayload`] encoding.
@@ -111,14 +111,6 @@ fn read_payload(
     })
 }
 
-/// A snapshot id unique on this node: last log id plus a persisted counter.
-fn snapshot_id(last: Option<LogId>, counter: u64) -> String {
-    match last {
-        Some(id) => format!("{}-{}-{counter}", id.leader_id, id.index),
-        None => format!("empty-{counter}"),
-    }
-}
-
 /// Builds a snapshot of the current state and stores it as the current
 /// snapshot (durably) unless a newer one is already stored.
 pub(crate) fn build(
@@ -128,34 +120,11 @@ pub(crate) fn build(
 ) -> Result<Snapshot, StoreError> {
     let payload = read_payload(db, group_id, mode)?;
     let bytes = encode("snapshot", &payload)?;
-    let txn = db.begin_write()?;
-    let meta = {
-        let mut table = txn.open_table(tables::SNAPSHOT)?;
-        let counter = get_record::<u64, _>(&table, tables::SNAPSHOT_COUNTER)?.unwrap_or(0) + 1;
-        put_record(&mut table, tables::SNAPSHOT_COUNTER, &counter)?;
-        let meta = SnapshotMeta {
-            last_log_id: payload.last_applied,
-            last_membership: payload.last_membership,
-            snapshot_id: snapshot_id(payload.last_applied, counter),
-        };
-        let stored: Option<SnapshotMeta> = get_record(&table, tables::SNAPSHOT_META)?;
-        if stored
-            .as_ref()
-            .is_none_or(|s| s.last_log_id <= meta.last_log_id)
-        {
-            put_record(&mut table, tables::SNAPSHOT_META, &meta)?;
-            table.insert(tables::SNAPSHOT_DATA, bytes.as_slice())?;
-        } else {
-            tracing::debug!(snapshot_id = %meta.snapshot_id, "a newer snapshot is stored; keeping it");
-        }
-        meta
-    };
-    txn.commit()?;
-    tracing::info!(snapshot_id = %meta.snapshot_id, keys = payload.data.len(), bytes = bytes.len(), "built snapshot");
-    Ok(Snapshot {
-        meta,
-        snapshot: Box::new(Cursor::new(bytes)),
-    })
+    let keys = payload.data.len();
+    let snapshot =
+        tables::SNAPSHOT.store_built(db, payload.last_applied, payload.last_membership, bytes)?;
+    tracing::debug!(snapshot_id = %snapshot.meta.snapshot_id, keys, "snapshot holds keys");
+    Ok(snapshot)
 }
 
 /// Replaces the whole state machine with the snapshot `bytes` described by
@@ -218,38 +187,10 @@ pub(crate) fn install(
             floors.insert(k.as_slice(), *v)?;
         }
         let mut sm_meta = txn.open_table(tables::SM_META)?;
-        match meta.last_log_id {
-            Some(id) => put_record(&mut sm_meta, tables::LAST_APPLIED, &id)?,
-            None => {
-                sm_meta.remove(tables::LAST_APPLIED)?;
-            }
-        }
-        put_record(&mut sm_meta, tables::LAST_MEMBERSHIP, &meta.last_membership)?;
-        let mut snap = txn.open_table(tables::SNAPSHOT)?;
-        put_record(&mut snap, tables::SNAPSHOT_META, meta)?;
-        snap.insert(tables::SNAPSHOT_DATA, bytes.as_slice())?;
+        write_applied_state(&mut sm_meta, meta.last_log_id, &meta.last_membership)?;
+        tables::SNAPSHOT.put(&txn, meta, &bytes)?;
     }
     txn.commit()?;
     tracing::info!(snapshot_id = %meta.snapshot_id, keys = payload.data.len(), "installed snapshot");
     Ok(())
-}
-
-/// The current snapshot stored in the file, if any.
-pub(crate) fn current(db: &Database) -> Result<Option<Snapshot>, StoreError> {
-    let txn = db.begin_read()?;
-    let table = txn.open_table(tables::SNAPSHOT)?;
-    let Some(meta) = get_record::<SnapshotMeta, _>(&table, tables::SNAPSHOT_META)? else {
-        return Ok(None);
-    };
-    let data = table
-        .get(tables::SNAPSHOT_DATA)?
-        .map(|g| g.value().to_vec())
-        .ok_or(StoreError::Missing {
-            table: "snapshot",
-            key: tables::SNAPSHOT_DATA,
-        })?;
-    Ok(Some(Snapshot {
-        meta,
-        snapshot: Box::new(Cursor::new(data)),
-    }))
 }

@@ -13,10 +13,12 @@ use openraft::{EntryPayload, OptionalSend, StorageError};
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, Table};
 use shardline_proto::keyspace::PartitionMode;
 
+use shardline_raft::store::applied::{read_applied_state, LAST_APPLIED, LAST_MEMBERSHIP};
+use shardline_raft::store::{put_record, StoreError};
+
 use super::dedup::{DedupTables, Verdict};
-use super::error::StoreError;
 use super::snapshot::{self, SnapshotBuilder};
-use super::tables::{self, get_record, put_record};
+use super::tables;
 use crate::types::{
     Applied, BatchOp, Command, CommandResult, Entry, LogId, NodeId, Op, Snapshot, SnapshotMeta,
     StoredMembership, TypeConfig,
@@ -35,18 +37,6 @@ impl StateMachineStore {
     pub(crate) fn new(db: Arc<Database>, group_id: u64, mode: PartitionMode) -> Self {
         StateMachineStore { db, group_id, mode }
     }
-}
-
-/// Reads last applied log id and last membership from `sm_meta`.
-pub(crate) fn read_applied_state<R>(
-    meta: &R,
-) -> Result<(Option<LogId>, StoredMembership), StoreError>
-where
-    R: ReadableTable<&'static str, &'static [u8]>,
-{
-    let last_applied = get_record(meta, tables::LAST_APPLIED)?;
-    let membership = get_record(meta, tables::LAST_MEMBERSHIP)?.unwrap_or_default();
-    Ok((last_applied, membership))
 }
 
 /// Applies `entries` in one write transaction and returns one result per entry.
@@ -106,10 +96,10 @@ pub(crate) fn apply_entries(
         }
         let mut meta = txn.open_table(tables::SM_META)?;
         if let Some(last) = last_applied {
-            put_record(&mut meta, tables::LAST_APPLIED, &last)?;
+            put_record(&mut meta, LAST_APPLIED, &last)?;
         }
         if let Some(m) = membership {
-            put_record(&mut meta, tables::LAST_MEMBERSHIP, &m)?;
+            put_record(&mut meta, LAST_MEMBERSHIP, &m)?;
         }
     }
     txn.commit()?;
@@ -265,6 +255,8 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, StorageError<NodeId>> {
-        snapshot::current(&self.db).map_err(StoreError::read_snapshot)
+        tables::SNAPSHOT
+            .current(&self.db)
+            .map_err(StoreError::read_snapshot)
     }
 }

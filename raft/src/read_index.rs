@@ -15,8 +15,8 @@ use std::sync::Arc;
 use openraft::error::{CheckIsLeaderError, RaftError};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
-use crate::error::NodeError;
-use crate::types::{NodeId, Raft};
+use crate::error::ApiError;
+use crate::{NodeId, RaftTypes};
 
 /// Queued reads waiting for the next barrier.
 const QUEUE_DEPTH: usize = 65_536;
@@ -38,22 +38,23 @@ enum Outcome {
 }
 
 impl Outcome {
-    fn into_result(self) -> Result<(), NodeError> {
+    fn into_result(self) -> Result<(), ApiError> {
         match self {
             Outcome::Ready => Ok(()),
             Outcome::NotLeader {
                 leader_id,
                 leader_addr,
-            } => Err(NodeError::NotLeader {
+            } => Err(ApiError::NotLeader {
                 leader_id: Some(leader_id),
                 leader_addr,
             }),
-            Outcome::NoLeader { term } => Err(NodeError::NoLeader { term }),
-            Outcome::Failed(msg) => Err(NodeError::Raft(msg)),
+            Outcome::NoLeader { term } => Err(ApiError::NoLeader { term }),
+            Outcome::Failed(msg) => Err(ApiError::Raft(msg)),
         }
     }
 }
 
+/// Handle on the batching task; cheap to clone.
 #[derive(Clone)]
 pub struct ReadIndex {
     queue: mpsc::Sender<oneshot::Sender<Outcome>>,
@@ -61,7 +62,7 @@ pub struct ReadIndex {
 
 impl ReadIndex {
     /// Starts the batching task; it ends when every handle is dropped.
-    pub fn spawn(raft: Raft) -> Self {
+    pub fn spawn<C: RaftTypes>(raft: openraft::Raft<C>) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
         tokio::spawn(run_batches(raft, rx));
         ReadIndex { queue: tx }
@@ -69,17 +70,20 @@ impl ReadIndex {
 
     /// Returns once a read issued now may be served from the local state
     /// machine linearizably.
-    pub async fn barrier(&self) -> Result<(), NodeError> {
+    pub async fn barrier(&self) -> Result<(), ApiError> {
         let (tx, rx) = oneshot::channel();
         self.queue
             .send(tx)
             .await
-            .map_err(|_| NodeError::ShuttingDown)?;
-        rx.await.map_err(|_| NodeError::ShuttingDown)?.into_result()
+            .map_err(|_| ApiError::ShuttingDown)?;
+        rx.await.map_err(|_| ApiError::ShuttingDown)?.into_result()
     }
 }
 
-async fn run_batches(raft: Raft, mut rx: mpsc::Receiver<oneshot::Sender<Outcome>>) {
+async fn run_batches<C: RaftTypes>(
+    raft: openraft::Raft<C>,
+    mut rx: mpsc::Receiver<oneshot::Sender<Outcome>>,
+) {
     let rounds = Arc::new(Semaphore::new(MAX_ROUNDS_IN_FLIGHT));
     while let Some(first) = rx.recv().await {
         let Ok(permit) = rounds.clone().acquire_owned().await else {
@@ -101,7 +105,7 @@ async fn run_batches(raft: Raft, mut rx: mpsc::Receiver<oneshot::Sender<Outcome>
     }
 }
 
-async fn check(raft: &Raft) -> Outcome {
+async fn check<C: RaftTypes>(raft: &openraft::Raft<C>) -> Outcome {
     match raft.ensure_linearizable().await {
         Ok(_) => Outcome::Ready,
         Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => match f.leader_id {

@@ -1,5 +1,6 @@
-//! Joining a running group: a new member asks any existing member to add it,
-//! following NotLeader hints to the leader, with bounded retries and backoff.
+//! Joining a running group: a new member asks any existing member to add it
+//! (the `Admin.AddMember` RPC), following NotLeader hints to the leader, with
+//! bounded retries and backoff.
 
 use std::time::Duration;
 
@@ -8,7 +9,7 @@ use shardline_proto::pb::{error_detail::Kind, AddMemberRequest};
 use shardline_proto::status::detail_of;
 use tracing::{info, warn};
 
-use crate::error::NodeError;
+use crate::error::ApiError;
 use crate::network::ChannelPool;
 
 /// Attempts before giving up on joining.
@@ -22,12 +23,12 @@ pub async fn join_group(
     via: &str,
     node_id: u64,
     address: &str,
-) -> Result<(), NodeError> {
+) -> Result<(), ApiError> {
     let mut target = via.to_string();
     let mut delay = Duration::from_millis(100);
     let mut last = String::new();
     for attempt in 1..=MAX_ATTEMPTS {
-        let channel = pool.get(&target).map_err(|e| NodeError::Join {
+        let channel = pool.get(&target).map_err(|e| ApiError::Join {
             addr: target.clone(),
             reason: e.to_string(),
         })?;
@@ -50,7 +51,7 @@ pub async fn join_group(
                         continue;
                     }
                     Some(Kind::InvalidArgument(a)) => {
-                        return Err(NodeError::Join {
+                        return Err(ApiError::Join {
                             addr: target,
                             reason: format!("{}: {}", a.field, a.reason),
                         })
@@ -66,7 +67,7 @@ pub async fn join_group(
         delay = (delay * 2).min(Duration::from_secs(2));
         target = via.to_string();
     }
-    Err(NodeError::Join {
+    Err(ApiError::Join {
         addr: via.to_string(),
         reason: format!("gave up after {MAX_ATTEMPTS} attempts: {last}"),
     })

@@ -3,9 +3,12 @@
 //! One tonic channel per peer address is created lazily and kept in a
 //! [`ChannelPool`] for the life of the process (never a channel per RPC).
 //! Every RPC carries openraft's TTL as its gRPC deadline; payloads are
-//! postcard-encoded openraft messages tagged with the group id.
+//! postcard-encoded openraft messages tagged with the group id. The pool is
+//! also what a member uses for its other member-to-member calls (joining,
+//! forwarding a write to the leader).
 
 use std::collections::HashMap;
+use std::marker::PhantomData;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -25,7 +28,7 @@ use shardline_proto::pb::raft_transport_client::RaftTransportClient;
 use shardline_proto::pb::RaftMessage;
 use tonic::transport::{Channel, Endpoint};
 
-use crate::types::{NodeId, TypeConfig};
+use crate::{NodeId, RaftTypes};
 
 /// Time allowed to establish a TCP connection to a peer.
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
@@ -60,14 +63,31 @@ impl ChannelPool {
 }
 
 /// Creates per-peer Raft clients for one group.
-#[derive(Clone)]
-pub struct RaftNetworkFactoryImpl {
+pub struct RaftNetworkFactoryImpl<C> {
+    /// Sent with every message; the receiver rejects another group's traffic.
     pub group_id: u64,
     pub pool: ChannelPool,
+    _types: PhantomData<fn() -> C>,
 }
 
-impl RaftNetworkFactory<TypeConfig> for RaftNetworkFactoryImpl {
-    type Network = PeerClient;
+impl<C> RaftNetworkFactoryImpl<C> {
+    pub fn new(group_id: u64, pool: ChannelPool) -> Self {
+        RaftNetworkFactoryImpl {
+            group_id,
+            pool,
+            _types: PhantomData,
+        }
+    }
+}
+
+impl<C> Clone for RaftNetworkFactoryImpl<C> {
+    fn clone(&self) -> Self {
+        RaftNetworkFactoryImpl::new(self.group_id, self.pool.clone())
+    }
+}
+
+impl<C: RaftTypes> RaftNetworkFactory<C> for RaftNetworkFactoryImpl<C> {
+    type Network = PeerClient<C>;
 
     async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> Self::Network {
         PeerClient {
@@ -75,16 +95,18 @@ impl RaftNetworkFactory<TypeConfig> for RaftNetworkFactoryImpl {
             target,
             addr: node.addr.clone(),
             pool: self.pool.clone(),
+            _types: PhantomData,
         }
     }
 }
 
 /// Raft RPCs to one peer.
-pub struct PeerClient {
+pub struct PeerClient<C> {
     group_id: u64,
     target: NodeId,
     addr: String,
     pool: ChannelPool,
+    _types: PhantomData<fn() -> C>,
 }
 
 /// Failure of one transport call, before openraft's error wrapping.
@@ -106,7 +128,7 @@ enum CallError {
     Encode(postcard::Error),
 }
 
-impl PeerClient {
+impl<C> PeerClient<C> {
     async fn call<Req, Resp, E>(
         &self,
         method: Method,
@@ -178,10 +200,10 @@ enum Method {
     Snapshot,
 }
 
-impl RaftNetwork<TypeConfig> for PeerClient {
+impl<C: RaftTypes> RaftNetwork<C> for PeerClient<C> {
     async fn append_entries(
         &mut self,
-        rpc: AppendEntriesRequest<TypeConfig>,
+        rpc: AppendEntriesRequest<C>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
         self.call(Method::Append, &rpc, option.hard_ttl()).await
@@ -189,7 +211,7 @@ impl RaftNetwork<TypeConfig> for PeerClient {
 
     async fn install_snapshot(
         &mut self,
-        rpc: InstallSnapshotRequest<TypeConfig>,
+        rpc: InstallSnapshotRequest<C>,
         option: RPCOption,
     ) -> Result<
         InstallSnapshotResponse<NodeId>,

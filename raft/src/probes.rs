@@ -9,20 +9,24 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
+use tokio::sync::watch;
 
-use crate::metrics::Metrics;
 use crate::raft_view::RaftView;
-use crate::types::Raft;
+use crate::RaftMetrics;
+
+/// Renders the member's metrics in the OpenMetrics text format.
+pub type Render = Arc<dyn Fn() -> String + Send + Sync>;
 
 #[derive(Clone)]
-pub struct HttpState {
-    pub raft: Raft,
-    pub metrics: Metrics,
+pub struct ProbeState {
+    /// openraft's metrics watch (`raft.metrics()`).
+    pub raft: watch::Receiver<RaftMetrics>,
+    pub render: Render,
     /// Cleared when shutdown starts so load balancers stop sending traffic.
     pub serving: Arc<AtomicBool>,
 }
 
-pub fn router(state: HttpState) -> Router {
+pub fn router(state: ProbeState) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
@@ -31,7 +35,7 @@ pub fn router(state: HttpState) -> Router {
 }
 
 async fn metrics(
-    State(s): State<HttpState>,
+    State(s): State<ProbeState>,
 ) -> (StatusCode, [(&'static str, &'static str); 1], String) {
     (
         StatusCode::OK,
@@ -39,12 +43,12 @@ async fn metrics(
             "content-type",
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        s.metrics.render(),
+        (s.render)(),
     )
 }
 
-async fn healthz(State(s): State<HttpState>) -> (StatusCode, String) {
-    let view = RaftView::from_metrics(&s.raft.metrics().borrow());
+async fn healthz(State(s): State<ProbeState>) -> (StatusCode, String) {
+    let view = RaftView::from_metrics(&s.raft.borrow());
     if view.healthy {
         (StatusCode::OK, "ok\n".into())
     } else {
@@ -55,11 +59,11 @@ async fn healthz(State(s): State<HttpState>) -> (StatusCode, String) {
     }
 }
 
-async fn readyz(State(s): State<HttpState>) -> (StatusCode, String) {
+async fn readyz(State(s): State<ProbeState>) -> (StatusCode, String) {
     if !s.serving.load(Ordering::SeqCst) {
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n".into());
     }
-    let view = RaftView::from_metrics(&s.raft.metrics().borrow());
+    let view = RaftView::from_metrics(&s.raft.borrow());
     match view.leader_id {
         Some(l) if view.healthy => (StatusCode::OK, format!("ready; leader {l}\n")),
         _ => (StatusCode::SERVICE_UNAVAILABLE, "no leader known\n".into()),

@@ -1,34 +1,47 @@
-//! The admin service: member status, membership changes (add as learner,
-//! catch up, promote; remove) and on-demand log compaction.
+//! The `Admin` gRPC service of any replicated member: status, membership
+//! changes (add as learner, catch up, promote; remove) and on-demand log
+//! compaction. What the status reports beyond Raft state (group id,
+//! partitioning, a count of stored items) comes from the service's
+//! [`StatusSource`].
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use openraft::error::{ClientWriteError, RaftError};
 use openraft::{BasicNode, ChangeMembers};
 use shardline_proto::pb;
 use shardline_proto::pb::admin_server::Admin;
 use tonic::{Request, Response, Status};
 use tracing::{info, instrument};
 
-use crate::error::NodeError;
-use crate::raft_view::RaftView;
-use crate::store::KvReader;
-use crate::types::Raft;
+use crate::error::ApiError;
+use crate::raft_view::{RaftView, Role};
+use crate::store::StoreError;
+use crate::RaftTypes;
 
 /// How long Compact waits for the snapshot to be built.
 const COMPACT_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long Compact waits for the purge that follows the snapshot.
 const PURGE_WAIT: Duration = Duration::from_secs(10);
 
-pub struct AdminService {
-    pub raft: Raft,
-    pub reader: KvReader,
+/// The service-specific fields of `Admin.Status`.
+pub trait StatusSource: Send + Sync + 'static {
+    /// `"hash"` or `"range"`.
+    fn partitioning(&self) -> String;
+    /// Items held by the state machine (keys of a shard group, configs of
+    /// the controller's history).
+    fn item_count(&self) -> Result<u64, StoreError>;
+}
+
+pub struct AdminService<C: RaftTypes, S> {
+    pub raft: openraft::Raft<C>,
+    pub source: S,
     pub group_id: u64,
+    /// This member's advertised address.
     pub address: String,
 }
 
-fn members_of(view: &RaftView) -> Vec<pb::Member> {
+/// The members of `view` in wire form.
+pub fn members_of(view: &RaftView) -> Vec<pb::Member> {
     view.members
         .iter()
         .map(|m| pb::Member {
@@ -40,35 +53,24 @@ fn members_of(view: &RaftView) -> Vec<pb::Member> {
         .collect()
 }
 
-fn write_error(raft: &Raft, e: RaftError<u64, ClientWriteError<u64, BasicNode>>) -> NodeError {
-    match e {
-        RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => match f.leader_id {
-            Some(id) => NodeError::NotLeader {
-                leader_id: Some(id),
-                leader_addr: f.leader_node.map(|n| n.addr),
-            },
-            None => NodeError::NoLeader {
-                term: raft.metrics().borrow().current_term,
-            },
-        },
-        other => NodeError::Raft(other.to_string()),
-    }
-}
-
-impl AdminService {
+impl<C: RaftTypes, S> AdminService<C, S> {
     fn view(&self) -> RaftView {
         RaftView::from_metrics(&self.raft.metrics().borrow())
+    }
+
+    fn term(&self) -> u64 {
+        self.raft.metrics().borrow().current_term
     }
 }
 
 #[tonic::async_trait]
-impl Admin for AdminService {
+impl<C: RaftTypes, S: StatusSource> Admin for AdminService<C, S> {
     async fn status(
         &self,
         _: Request<pb::StatusRequest>,
     ) -> Result<Response<pb::StatusResponse>, Status> {
         let v = self.view();
-        let key_count = self.reader.key_count().map_err(NodeError::from)?;
+        let key_count = self.source.item_count().map_err(ApiError::from)?;
         Ok(Response::new(pb::StatusResponse {
             node_id: v.id,
             group_id: self.group_id,
@@ -83,7 +85,7 @@ impl Admin for AdminService {
             snapshot_index: v.snapshot_index,
             purged_index: v.purged_index,
             members: members_of(&v),
-            partitioning: self.reader.partition_mode().to_string(),
+            partitioning: self.source.partitioning(),
             key_count,
         }))
     }
@@ -95,7 +97,7 @@ impl Admin for AdminService {
     ) -> Result<Response<pb::MembershipResponse>, Status> {
         let req = request.into_inner();
         if req.node_id == 0 || req.address.is_empty() {
-            return Err(NodeError::InvalidArgument {
+            return Err(ApiError::InvalidArgument {
                 field: "node_id/address",
                 reason: "both are required".into(),
             }
@@ -104,7 +106,7 @@ impl Admin for AdminService {
         let v = self.view();
         if let Some(existing) = v.members.iter().find(|m| m.id == req.node_id) {
             if existing.address != req.address {
-                return Err(NodeError::InvalidArgument {
+                return Err(ApiError::InvalidArgument {
                     field: "node_id",
                     reason: format!(
                         "node {} is already a member at {}",
@@ -124,12 +126,12 @@ impl Admin for AdminService {
                 true,
             )
             .await
-            .map_err(|e| write_error(&self.raft, e))?;
+            .map_err(|e| ApiError::from_write(e, self.term()))?;
         let voters: BTreeSet<u64> = [req.node_id].into();
         self.raft
             .change_membership(ChangeMembers::AddVoterIds(voters), false)
             .await
-            .map_err(|e| write_error(&self.raft, e))?;
+            .map_err(|e| ApiError::from_write(e, self.term()))?;
         info!("member added as voter");
         Ok(Response::new(pb::MembershipResponse {
             members: members_of(&self.view()),
@@ -143,19 +145,15 @@ impl Admin for AdminService {
     ) -> Result<Response<pb::MembershipResponse>, Status> {
         let id = request.into_inner().node_id;
         let v = self.view();
-        if !v.members.iter().any(|m| m.id == id) {
-            return Err(NodeError::InvalidArgument {
+        let Some(member) = v.members.iter().find(|m| m.id == id) else {
+            return Err(ApiError::InvalidArgument {
                 field: "node_id",
                 reason: format!("node {id} is not a member"),
             }
             .into());
-        }
+        };
         let ids: BTreeSet<u64> = [id].into();
-        let change = if v
-            .members
-            .iter()
-            .any(|m| m.id == id && m.role == crate::raft_view::Role::Learner)
-        {
+        let change = if member.role == Role::Learner {
             ChangeMembers::RemoveNodes(ids)
         } else {
             ChangeMembers::RemoveVoters(ids)
@@ -163,7 +161,7 @@ impl Admin for AdminService {
         self.raft
             .change_membership(change, false)
             .await
-            .map_err(|e| write_error(&self.raft, e))?;
+            .map_err(|e| ApiError::from_write(e, self.term()))?;
         info!("member removed");
         Ok(Response::new(pb::MembershipResponse {
             members: members_of(&self.view()),
@@ -180,7 +178,7 @@ impl Admin for AdminService {
             .trigger()
             .snapshot()
             .await
-            .map_err(|e| NodeError::Raft(e.to_string()))?;
+            .map_err(|e| ApiError::Raft(e.to_string()))?;
         let m = self
             .raft
             .wait(Some(COMPACT_TIMEOUT))
@@ -189,26 +187,32 @@ impl Admin for AdminService {
                 "snapshot covers applied index",
             )
             .await
-            .map_err(|e| NodeError::Raft(format!("waiting for snapshot: {e}")))?;
+            .map_err(|e| ApiError::Raft(format!("waiting for snapshot: {e}")))?;
         let snapshot_index = m.snapshot.map(|s| s.index).unwrap_or(0);
         self.raft
             .trigger()
             .purge_log(snapshot_index)
             .await
-            .map_err(|e| NodeError::Raft(e.to_string()))?;
+            .map_err(|e| ApiError::Raft(e.to_string()))?;
         // A leader purges once no replication task reads those entries; wait
         // for that a bounded time and report how far the purge got.
-        let purged = |m: &openraft::RaftMetrics<u64, BasicNode>| m.purged.map(|p| p.index).unwrap_or(0);
+        let purged = |m: &crate::RaftMetrics| m.purged.map(|p| p.index).unwrap_or(0);
         let purged_index = match self
             .raft
             .wait(Some(PURGE_WAIT))
-            .metrics(|m| purged(m) >= snapshot_index, "log purged up to the snapshot")
+            .metrics(
+                |m| purged(m) >= snapshot_index,
+                "log purged up to the snapshot",
+            )
             .await
         {
             Ok(m) => purged(&m),
             Err(_) => purged(&self.raft.metrics().borrow()),
         };
         info!(snapshot_index, purged_index, "compacted");
-        Ok(Response::new(pb::CompactResponse { snapshot_index, purged_index }))
+        Ok(Response::new(pb::CompactResponse {
+            snapshot_index,
+            purged_index,
+        }))
     }
 }

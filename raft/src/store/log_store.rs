@@ -1,5 +1,6 @@
-//! [`LogStore`]: openraft's log storage over the redb `raft_log` and
-//! `raft_meta` tables.
+//! [`LogStore`]: openraft's log storage over two redb tables of a member's
+//! file, named by [`LogTables`] so the state machine's tables can live in the
+//! same file.
 //!
 //! Every write that openraft relies on for safety (appended entries, the
 //! vote, truncation, purge) is committed with `Durability::Immediate`, and the
@@ -9,41 +10,89 @@
 //! async workers that serve gRPC.
 
 use std::fmt::Debug;
+use std::marker::PhantomData;
 use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
 
 use openraft::storage::{LogFlushed, LogState, RaftLogReader, RaftLogStorage};
 use openraft::{OptionalSend, StorageError};
-use redb::{Database, Durability, ReadableDatabase, ReadableTable};
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 
 use super::codec::{decode, encode};
 use super::error::StoreError;
-use super::tables::{self, get_record, put_record};
-use crate::types::{Entry, LogId, NodeId, TypeConfig, Vote};
+use super::records::{get_record, put_record, MetaTable};
+use crate::{LogId, NodeId, RaftTypes, Vote};
 
-/// The Raft log of one node. Cloning shares the database (the clone is also
-/// the log reader openraft hands to replication tasks).
-#[derive(Clone)]
-pub struct LogStore {
-    db: Arc<Database>,
+/// Record names in the log metadata table.
+const VOTE: &str = "vote";
+const COMMITTED: &str = "committed";
+const LAST_PURGED: &str = "last_purged";
+
+/// The two tables of a log: entries by index, and the vote, committed and
+/// last purged log ids.
+#[derive(Clone, Copy)]
+pub struct LogTables {
+    /// index -> postcard(`Entry`); redb's `u64` keys sort numerically.
+    pub log: TableDefinition<'static, u64, &'static [u8]>,
+    /// [`VOTE`], [`COMMITTED`], [`LAST_PURGED`] -> postcard.
+    pub meta: MetaTable,
 }
 
-impl LogStore {
-    pub(crate) fn new(db: Arc<Database>) -> Self {
-        LogStore { db }
+impl LogTables {
+    /// The tables `raft_log` and `raft_meta`.
+    pub const DEFAULT: LogTables = LogTables::new("raft_log", "raft_meta");
+
+    pub const fn new(log: &'static str, meta: &'static str) -> Self {
+        LogTables {
+            log: TableDefinition::new(log),
+            meta: TableDefinition::new(meta),
+        }
+    }
+}
+
+/// The Raft log of one member. Cloning shares the database (the clone is
+/// also the log reader openraft hands to replication tasks).
+pub struct LogStore<C> {
+    db: Arc<Database>,
+    tables: LogTables,
+    _types: PhantomData<fn() -> C>,
+}
+
+impl<C> Clone for LogStore<C> {
+    fn clone(&self) -> Self {
+        LogStore {
+            db: self.db.clone(),
+            tables: self.tables,
+            _types: PhantomData,
+        }
+    }
+}
+
+impl<C: RaftTypes> LogStore<C> {
+    /// The log in `tables` of `db`, creating the tables if missing.
+    pub fn open(db: Arc<Database>, tables: LogTables) -> Result<Self, StoreError> {
+        let txn = db.begin_write()?;
+        txn.open_table(tables.log)?;
+        txn.open_table(tables.meta)?;
+        txn.commit()?;
+        Ok(LogStore {
+            db,
+            tables,
+            _types: PhantomData,
+        })
     }
 
     /// Runs `f` in one write transaction on the blocking pool and commits it
-    /// with `durability`.
+    /// with `durability`; `f` gets the log's table definitions.
     async fn write<F>(&self, durability: Durability, f: F) -> Result<(), StoreError>
     where
-        F: FnOnce(&redb::WriteTransaction) -> Result<(), StoreError> + Send + 'static,
+        F: FnOnce(&redb::WriteTransaction, LogTables) -> Result<(), StoreError> + Send + 'static,
     {
-        let db = self.db.clone();
+        let (db, tables) = (self.db.clone(), self.tables);
         tokio::task::spawn_blocking(move || {
             let mut txn = db.begin_write()?;
             txn.set_durability(durability)?;
-            f(&txn)?;
+            f(&txn, tables)?;
             txn.commit()?;
             Ok(())
         })
@@ -55,28 +104,33 @@ impl LogStore {
         key: &'static str,
     ) -> Result<Option<T>, StoreError> {
         let txn = self.db.begin_read()?;
-        let table = txn.open_table(tables::RAFT_META)?;
+        let table = txn.open_table(self.tables.meta)?;
         get_record(&table, key)
     }
 
-    fn entries(&self, range: (Bound<u64>, Bound<u64>)) -> Result<Vec<Entry>, StoreError> {
+    fn entries(
+        &self,
+        range: (Bound<u64>, Bound<u64>),
+    ) -> Result<Vec<openraft::Entry<C>>, StoreError> {
         let txn = self.db.begin_read()?;
-        let table = txn.open_table(tables::LOG)?;
+        let table = txn.open_table(self.tables.log)?;
         let mut out = Vec::new();
         for item in table.range::<u64>(range)? {
             let (_, value) = item?;
-            out.push(decode::<Entry>("log entry", value.value())?);
+            out.push(decode::<openraft::Entry<C>>("log entry", value.value())?);
         }
         Ok(out)
     }
 
-    fn log_state(&self) -> Result<LogState<TypeConfig>, StoreError> {
+    fn log_state(&self) -> Result<LogState<C>, StoreError> {
         let txn = self.db.begin_read()?;
-        let meta = txn.open_table(tables::RAFT_META)?;
-        let last_purged: Option<LogId> = get_record(&meta, tables::LAST_PURGED)?;
-        let log = txn.open_table(tables::LOG)?;
+        let meta = txn.open_table(self.tables.meta)?;
+        let last_purged: Option<LogId> = get_record(&meta, LAST_PURGED)?;
+        let log = txn.open_table(self.tables.log)?;
         let last = match log.last()? {
-            Some((_, value)) => Some(decode::<Entry>("log entry", value.value())?.log_id),
+            Some((_, value)) => {
+                Some(decode::<openraft::Entry<C>>("log entry", value.value())?.log_id)
+            }
             None => None,
         };
         Ok(LogState {
@@ -86,20 +140,20 @@ impl LogStore {
     }
 }
 
-impl RaftLogReader<TypeConfig> for LogStore {
+impl<C: RaftTypes> RaftLogReader<C> for LogStore<C> {
     async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
         &mut self,
         range: RB,
-    ) -> Result<Vec<Entry>, StorageError<NodeId>> {
+    ) -> Result<Vec<openraft::Entry<C>>, StorageError<NodeId>> {
         let bounds = (range.start_bound().cloned(), range.end_bound().cloned());
         self.entries(bounds).map_err(StoreError::read_logs)
     }
 }
 
-impl RaftLogStorage<TypeConfig> for LogStore {
-    type LogReader = LogStore;
+impl<C: RaftTypes> RaftLogStorage<C> for LogStore<C> {
+    type LogReader = LogStore<C>;
 
-    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError<NodeId>> {
+    async fn get_log_state(&mut self) -> Result<LogState<C>, StorageError<NodeId>> {
         self.log_state().map_err(StoreError::read_logs)
     }
 
@@ -109,17 +163,16 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), StorageError<NodeId>> {
         let vote = *vote;
-        self.write(Durability::Immediate, move |txn| {
-            let mut meta = txn.open_table(tables::RAFT_META)?;
-            put_record(&mut meta, tables::VOTE, &vote)
+        self.write(Durability::Immediate, move |txn, t| {
+            let mut meta = txn.open_table(t.meta)?;
+            put_record(&mut meta, VOTE, &vote)
         })
         .await
         .map_err(StoreError::write_vote)
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote>, StorageError<NodeId>> {
-        self.read_raft_meta(tables::VOTE)
-            .map_err(StoreError::read_vote)
+        self.read_raft_meta(VOTE).map_err(StoreError::read_vote)
     }
 
     /// Records the committed log id so a restart re-applies `(last_applied,
@@ -130,14 +183,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         &mut self,
         committed: Option<LogId>,
     ) -> Result<(), StorageError<NodeId>> {
-        self.write(Durability::None, move |txn| {
-            let mut meta = txn.open_table(tables::RAFT_META)?;
+        self.write(Durability::None, move |txn, t| {
+            let mut meta = txn.open_table(t.meta)?;
             match committed {
-                Some(id) => put_record(&mut meta, tables::COMMITTED, &id),
-                None => meta
-                    .remove(tables::COMMITTED)
-                    .map(|_| ())
-                    .map_err(StoreError::from),
+                Some(id) => put_record(&mut meta, COMMITTED, &id),
+                None => meta.remove(COMMITTED).map(|_| ()).map_err(StoreError::from),
             }
         })
         .await
@@ -145,17 +195,17 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError<NodeId>> {
-        self.read_raft_meta(tables::COMMITTED)
+        self.read_raft_meta(COMMITTED)
             .map_err(StoreError::read_logs)
     }
 
     async fn append<I>(
         &mut self,
         entries: I,
-        callback: LogFlushed<TypeConfig>,
+        callback: LogFlushed<C>,
     ) -> Result<(), StorageError<NodeId>>
     where
-        I: IntoIterator<Item = Entry> + OptionalSend,
+        I: IntoIterator<Item = openraft::Entry<C>> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
         let mut encoded = Vec::new();
@@ -165,8 +215,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         }
         let count = encoded.len();
         let result = self
-            .write(Durability::Immediate, move |txn| {
-                let mut log = txn.open_table(tables::LOG)?;
+            .write(Durability::Immediate, move |txn, t| {
+                let mut log = txn.open_table(t.log)?;
                 for (index, bytes) in &encoded {
                     log.insert(*index, bytes.as_slice())?;
                 }
@@ -188,8 +238,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError<NodeId>> {
         tracing::debug!(%log_id, "truncating log from");
-        self.write(Durability::Immediate, move |txn| {
-            let mut log = txn.open_table(tables::LOG)?;
+        self.write(Durability::Immediate, move |txn, t| {
+            let mut log = txn.open_table(t.log)?;
             log.retain_in::<u64, _>(log_id.index.., |_, _| false)?;
             Ok(())
         })
@@ -199,14 +249,14 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError<NodeId>> {
         tracing::debug!(%log_id, "purging log up to");
-        self.write(Durability::Immediate, move |txn| {
-            let mut meta = txn.open_table(tables::RAFT_META)?;
-            let previous: Option<LogId> = get_record(&meta, tables::LAST_PURGED)?;
+        self.write(Durability::Immediate, move |txn, t| {
+            let mut meta = txn.open_table(t.meta)?;
+            let previous: Option<LogId> = get_record(&meta, LAST_PURGED)?;
             if previous.is_some_and(|p| p >= log_id) {
                 return Ok(());
             }
-            put_record(&mut meta, tables::LAST_PURGED, &log_id)?;
-            let mut log = txn.open_table(tables::LOG)?;
+            put_record(&mut meta, LAST_PURGED, &log_id)?;
+            let mut log = txn.open_table(t.log)?;
             log.retain_in::<u64, _>(..=log_id.index, |_, _| false)?;
             Ok(())
         })

@@ -1,9 +1,9 @@
 //! A plain snapshot of one member's Raft state, derived from openraft's
-//! metrics, shared by the admin Status RPC, metrics and readiness.
+//! metrics, shared by status RPCs, metrics and readiness.
 
 use openraft::{RaftMetrics, ServerState};
 
-use crate::types::NodeId;
+use crate::NodeId;
 
 /// Role of a member in the group's membership, as reported by `Status`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -11,9 +11,9 @@ use std::path::PathBuf;
 
 use openraft::{ErrorSubject, ErrorVerb, StorageError, StorageIOError};
 
-use crate::types::NodeId;
+use crate::NodeId;
 
-/// A failure of the shard node's redb store.
+/// A failure of a member's redb store (log or state machine).
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("cannot prepare the store directory {path:?}: {source}")]
@@ -47,7 +47,8 @@ pub enum StoreError {
         source: postcard::Error,
     },
 
-    /// The store (or a snapshot) belongs to another group or partitioning mode.
+    /// The store (or a snapshot) belongs to another group, cluster or
+    /// partitioning mode, or a stored record contradicts another.
     #[error("store {field} mismatch: expected {expected}, found {found}")]
     Mismatch {
         field: &'static str,
@@ -73,43 +74,39 @@ pub enum StoreError {
 
 impl StoreError {
     /// Wraps this error for openraft, naming what was being done to what.
-    pub(crate) fn into_raft(
-        self,
-        subject: ErrorSubject<NodeId>,
-        verb: ErrorVerb,
-    ) -> StorageError<NodeId> {
+    pub fn into_raft(self, subject: ErrorSubject<NodeId>, verb: ErrorVerb) -> StorageError<NodeId> {
         StorageIOError::new(subject, verb, &self).into()
     }
 
-    pub(crate) fn read_logs(self) -> StorageError<NodeId> {
+    pub fn read_logs(self) -> StorageError<NodeId> {
         self.into_raft(ErrorSubject::Logs, ErrorVerb::Read)
     }
 
-    pub(crate) fn write_logs(self) -> StorageError<NodeId> {
+    pub fn write_logs(self) -> StorageError<NodeId> {
         self.into_raft(ErrorSubject::Logs, ErrorVerb::Write)
     }
 
-    pub(crate) fn read_vote(self) -> StorageError<NodeId> {
+    pub fn read_vote(self) -> StorageError<NodeId> {
         self.into_raft(ErrorSubject::Vote, ErrorVerb::Read)
     }
 
-    pub(crate) fn write_vote(self) -> StorageError<NodeId> {
+    pub fn write_vote(self) -> StorageError<NodeId> {
         self.into_raft(ErrorSubject::Vote, ErrorVerb::Write)
     }
 
-    pub(crate) fn read_sm(self) -> StorageError<NodeId> {
+    pub fn read_sm(self) -> StorageError<NodeId> {
         self.into_raft(ErrorSubject::StateMachine, ErrorVerb::Read)
     }
 
-    pub(crate) fn write_sm(self) -> StorageError<NodeId> {
+    pub fn write_sm(self) -> StorageError<NodeId> {
         self.into_raft(ErrorSubject::StateMachine, ErrorVerb::Write)
     }
 
-    pub(crate) fn read_snapshot(self) -> StorageError<NodeId> {
+    pub fn read_snapshot(self) -> StorageError<NodeId> {
         self.into_raft(ErrorSubject::Snapshot(None), ErrorVerb::Read)
     }
 
-    pub(crate) fn write_snapshot(self) -> StorageError<NodeId> {
+    pub fn write_snapshot(self) -> StorageError<NodeId> {
         self.into_raft(ErrorSubject::Snapshot(None), ErrorVerb::Write)
     }
 }

@@ -1,0 +1,98 @@
+//! [`ApiError`]: what the shared Raft services (read index, admin, join and
+//! bootstrap) fail with, and its mapping onto gRPC statuses with typed
+//! details. Services built on this crate convert it into their own error
+//! type or straight into a `tonic::Status`.
+
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::BasicNode;
+use shardline_proto::status;
+use tonic::Status;
+
+use crate::store::StoreError;
+use crate::NodeId;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("bad flag {flag}: {reason}")]
+    BadFlag { flag: &'static str, reason: String },
+
+    #[error("storage: {0}")]
+    Store(#[from] StoreError),
+
+    #[error("not leader (leader {leader_id:?} at {leader_addr:?})")]
+    NotLeader {
+        leader_id: Option<NodeId>,
+        leader_addr: Option<String>,
+    },
+
+    #[error("no leader known (term {term})")]
+    NoLeader { term: u64 },
+
+    #[error("invalid {field}: {reason}")]
+    InvalidArgument { field: &'static str, reason: String },
+
+    #[error("raft: {0}")]
+    Raft(String),
+
+    #[error("shutting down")]
+    ShuttingDown,
+
+    #[error("join via {addr} failed: {reason}")]
+    Join { addr: String, reason: String },
+}
+
+impl ApiError {
+    /// Short stable label for metrics and logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ApiError::BadFlag { .. } => "bad_flag",
+            ApiError::Store(_) => "storage",
+            ApiError::NotLeader { .. } => "not_leader",
+            ApiError::NoLeader { .. } => "no_leader",
+            ApiError::InvalidArgument { .. } => "invalid_argument",
+            ApiError::Raft(_) => "raft",
+            ApiError::ShuttingDown => "shutting_down",
+            ApiError::Join { .. } => "join",
+        }
+    }
+
+    /// `NotLeader` when the leader is known, else `NoLeader` in `term`.
+    pub fn forward(leader_id: Option<NodeId>, leader_addr: Option<String>, term: u64) -> Self {
+        match leader_id {
+            Some(id) => ApiError::NotLeader {
+                leader_id: Some(id),
+                leader_addr,
+            },
+            None => ApiError::NoLeader { term },
+        }
+    }
+
+    /// Maps a failed membership change or client write: "forward to leader"
+    /// becomes `NotLeader`/`NoLeader`, anything else `Raft`.
+    pub fn from_write(
+        e: RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>,
+        term: u64,
+    ) -> Self {
+        match e {
+            RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => {
+                ApiError::forward(f.leader_id, f.leader_node.map(|n| n.addr), term)
+            }
+            other => ApiError::Raft(other.to_string()),
+        }
+    }
+}
+
+impl From<ApiError> for Status {
+    fn from(e: ApiError) -> Status {
+        match e {
+            ApiError::NotLeader {
+                leader_id,
+                leader_addr,
+            } => status::not_leader(leader_id, leader_addr),
+            ApiError::NoLeader { term } => status::no_leader(term),
+            ApiError::InvalidArgument { field, reason } => status::invalid_argument(field, reason),
+            ApiError::ShuttingDown => Status::unavailable("member is shutting down"),
+            other => Status::internal(other.to_string()),
+        }
+    }
+}
