@@ -59,7 +59,9 @@ dump_logs() {
 
 on_exit() {
   local rc=$?
-  [[ -n "$PF_PID" ]] && kill "$PF_PID" 2>/dev/null || true
+  if [[ -n "$PF_PID" ]]; then
+    kill "$PF_PID" 2>/dev/null || true
+  fi
   if [[ $rc -ne 0 ]]; then
     dump_logs
     echo "kind e2e FAILED (exit $rc)"
@@ -77,7 +79,7 @@ trap on_exit EXIT
 cli() {
   kubectl run -n "$NS" "cli-$RANDOM$RANDOM" --rm -i --restart=Never --quiet \
     --image="$IMAGE" --image-pull-policy=IfNotPresent \
-    --env="SHARDLINE_ENDPOINTS=http://$NAME:7400" -- shardline "$@"
+    --env="SHARDLINE_ENDPOINTS=$NAME:7400" -- shardline "$@"
 }
 
 wait_ready() {
@@ -124,9 +126,9 @@ for _ in $(seq 1 30); do
   sleep 1
 done
 if command -v shardline >/dev/null; then
-  SHARDLINE_ENDPOINTS="http://127.0.0.1:$LOCAL_PORT" shardline status --output json
+  SHARDLINE_ENDPOINTS="127.0.0.1:$LOCAL_PORT" shardline status --output json
 else
-  docker run --rm --network host -e SHARDLINE_ENDPOINTS="http://127.0.0.1:$LOCAL_PORT" "$IMAGE" \
+  docker run --rm --network host -e SHARDLINE_ENDPOINTS="127.0.0.1:$LOCAL_PORT" "$IMAGE" \
     shardline status --output json
 fi
 

@@ -40,6 +40,13 @@ pub enum Error {
     #[error("ShardedCluster is missing {0}")]
     MissingField(&'static str),
 
+    /// A spec the operator refuses (see `decide::validation`).
+    #[error("invalid spec ({reason}): {message}")]
+    InvalidSpec {
+        reason: &'static str,
+        message: String,
+    },
+
     /// Serializing the CRD or an object failed.
     #[error("yaml: {0}")]
     Yaml(String),
@@ -67,6 +74,7 @@ impl Error {
             Error::ControllerTimeout { .. } => "controller_timeout",
             Error::Endpoint { .. } => "endpoint",
             Error::MissingField(_) => "missing_field",
+            Error::InvalidSpec { .. } => "invalid_spec",
             Error::Yaml(_) => "yaml",
             Error::Json(_) => "json",
             Error::Lease(_) => "lease",

@@ -19,6 +19,7 @@
 //!   status writes.
 //! - [`metrics`], [`http`]: `/metrics`, `/healthz`, `/readyz`.
 //! - [`leader`]: leader election over a Lease.
+//! - [`render`]: offline rendering of a cluster's objects (`render` command).
 //! - [`run`]: wiring for the `shardline-operator` binary.
 //! - [`error`]: the error type.
 
@@ -34,6 +35,7 @@ pub mod leader;
 pub mod metrics;
 pub mod names;
 pub mod reconcile;
+pub mod render;
 pub mod run;
 
 pub use error::{Error, Result};

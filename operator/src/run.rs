@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use kube::api::ListParams;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::{Api, Client};
@@ -22,13 +22,38 @@ use crate::leader::{self, LeaseConfig};
 use crate::metrics::Metrics;
 use crate::reconcile::{self, Context, Requeue};
 
-/// Flags of `shardline-operator`.
+/// Command line of `shardline-operator`: no subcommand runs the operator.
 #[derive(Debug, Clone, Parser)]
 #[command(
     name = "shardline-operator",
     version,
     about = "Kubernetes operator for Shardline clusters"
 )]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    #[command(flatten)]
+    pub run: Args,
+}
+
+/// Subcommands.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Print the objects the operator creates for the ShardedClusters in a
+    /// YAML file, without contacting a cluster.
+    Render {
+        /// YAML file with one or more ShardedCluster documents.
+        #[arg(short = 'f', long)]
+        file: std::path::PathBuf,
+        /// Namespace for clusters that name none.
+        #[arg(short = 'n', long, default_value = "default")]
+        namespace: String,
+    },
+}
+
+/// Flags of the operator itself.
+#[derive(Debug, Clone, clap::Args)]
 pub struct Args {
     /// Address of the HTTP endpoint (/metrics, /healthz, /readyz).
     #[arg(
@@ -138,4 +163,27 @@ pub async fn run(args: Args, stop: watch::Receiver<bool>) -> Result<()> {
     };
     http_task.abort();
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_parse() {
+        let cli = Cli::try_parse_from([
+            "shardline-operator",
+            "--controller-timeout",
+            "2s",
+            "--no-leader-election",
+        ])
+        .unwrap();
+        assert!(cli.command.is_none());
+        assert_eq!(cli.run.controller_timeout, Duration::from_secs(2));
+        assert!(cli.run.no_leader_election);
+        let cli = Cli::try_parse_from(["shardline-operator", "render", "-f", "x.yaml"]).unwrap();
+        assert!(
+            matches!(cli.command, Some(Command::Render { ref namespace, .. }) if namespace == "default")
+        );
+    }
 }

@@ -91,3 +91,63 @@ pub(crate) mod test_support {
         BuildCtx::new(&cluster(groups, replicas)).expect("ctx")
     }
 }
+
+/// Every object a freshly created cluster gets, in apply order: ConfigMap,
+/// controller group, client Service, then groups `1..=count` (headless
+/// Service, StatefulSet, PDB each). Used by `shardline-operator render`.
+pub fn initial_objects(cx: &BuildCtx) -> Result<Vec<serde_json::Value>> {
+    use crate::names::Member;
+    let mut out = vec![serde_json::to_value(config_map::config_map(cx))?];
+    let member = |out: &mut Vec<serde_json::Value>, m: Member| -> Result<()> {
+        out.push(serde_json::to_value(service::headless(cx, m))?);
+        out.push(serde_json::to_value(statefulset::statefulset(cx, m))?);
+        if let Some(p) = pdb::pdb(cx, m) {
+            out.push(serde_json::to_value(p)?);
+        }
+        Ok(())
+    };
+    member(&mut out, Member::Controller)?;
+    out.push(serde_json::to_value(service::client(cx))?);
+    for g in 1..=cx.spec.groups.count.max(0) as u64 {
+        member(&mut out, Member::Group(g))?;
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_support::ctx;
+    use super::*;
+
+    #[test]
+    fn initial_objects_in_apply_order() {
+        let objs = initial_objects(&ctx(2, 3)).unwrap();
+        let names: Vec<String> = objs
+            .iter()
+            .map(|o| {
+                format!(
+                    "{}/{}",
+                    o["kind"].as_str().unwrap(),
+                    o["metadata"]["name"].as_str().unwrap()
+                )
+            })
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "ConfigMap/kv-config",
+                "Service/kv-ctrl",
+                "StatefulSet/kv-ctrl",
+                "PodDisruptionBudget/kv-ctrl",
+                "Service/kv",
+                "Service/kv-g1",
+                "StatefulSet/kv-g1",
+                "PodDisruptionBudget/kv-g1",
+                "Service/kv-g2",
+                "StatefulSet/kv-g2",
+                "PodDisruptionBudget/kv-g2",
+            ]
+        );
+        assert!(objs.iter().all(|o| o["apiVersion"].is_string()));
+    }
+}
