@@ -17,7 +17,7 @@ shift || true
 conc=("$@")
 [ ${#conc[@]} -gt 0 ] || conc=(1 16 64 256)
 bin=${SHARDLINE:-$(dirname "$0")/../../target/release/shardline}
-etcd=${ETCD_ENDPOINTS:-127.0.0.1:2379,127.0.0.1:22379,127.0.0.1:32379}
+etcd=${ETCD_ENDPOINTS:-127.0.0.1:2379,127.0.0.1:2479,127.0.0.1:2579}
 common=(--keys 100000 --value-size 256 --duration "$duration" --warmup 1s -o json)
 
 run() { # target workload concurrency [extra...]
