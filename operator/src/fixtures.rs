@@ -21,7 +21,7 @@ use serde_json::{json, Value};
 use shardline_proto::pb;
 use tokio::task::JoinHandle;
 
-use crate::cluster_api::{ClusterApi, ClusterView, Target};
+use crate::cluster_api::{ClusterApi, ClusterView, GroupLeader, Target};
 use crate::crd::ShardedCluster;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
@@ -377,6 +377,8 @@ struct FakeControllerState {
     ranges: Vec<u64>,
     calls: Vec<String>,
     unreachable: bool,
+    /// Leader node id per group (default 1).
+    group_leaders: BTreeMap<u64, u64>,
 }
 
 impl FakeControllerState {
@@ -438,6 +440,11 @@ impl FakeController {
         s.recount();
     }
 
+    /// Sets the node id group `gid` reports as its leader.
+    pub fn set_group_leader(&self, gid: u64, id: u64) {
+        self.state.lock().unwrap().group_leaders.insert(gid, id);
+    }
+
     /// Makes ClusterStatus fail.
     pub fn set_unreachable(&self, unreachable: bool) {
         self.state.lock().unwrap().unreachable = unreachable;
@@ -492,6 +499,28 @@ impl ClusterApi for FakeController {
             }
             s.recount();
             Ok(s.view.config_num)
+        }
+        .boxed()
+    }
+
+    fn group_leader<'a>(
+        &'a self,
+        target: &'a Target,
+    ) -> BoxFuture<'a, Result<Option<GroupLeader>>> {
+        async move {
+            let gid: u64 = target.key.rsplit_once("/g").unwrap().1.parse().unwrap();
+            let id = self
+                .state
+                .lock()
+                .unwrap()
+                .group_leaders
+                .get(&gid)
+                .copied()
+                .unwrap_or(1);
+            let address = target.endpoints[(id - 1) as usize]
+                .trim_start_matches("http://")
+                .to_string();
+            Ok(Some(GroupLeader { id, address }))
         }
         .boxed()
     }

@@ -155,6 +155,15 @@ pub fn controller_endpoints(cluster: &str, namespace: &str, replicas: i32) -> Ve
         .collect()
 }
 
+/// gRPC endpoints (`http://host:port`) of every member of shard group `gid`.
+pub fn group_endpoints(cluster: &str, namespace: &str, gid: u64, replicas: i32) -> Vec<String> {
+    Member::Group(gid)
+        .peers(cluster, namespace, replicas)
+        .into_iter()
+        .map(|(_, a)| format!("http://{a}"))
+        .collect()
+}
+
 /// The shard group id encoded in a group StatefulSet's name, if it is one of
 /// this cluster's.
 pub fn group_of_statefulset(cluster: &str, sts_name: &str) -> Option<u64> {

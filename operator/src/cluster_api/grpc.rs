@@ -1,9 +1,10 @@
-//! [`ClusterApi`] over the controller's gRPC service.
+//! [`ClusterApi`] over gRPC: the controller's `Controller` service, and the
+//! shard groups' `Admin` service for their leaders.
 //!
-//! One channel per cluster, balanced over every controller pod and kept for
-//! reuse (any member answers; writes are forwarded to the leader). Every call
-//! has a deadline: the channel's per-request timeout and, around it, a tokio
-//! timeout that also bounds connection set-up.
+//! One channel per target (a cluster's controller group, or one shard
+//! group), balanced over its members and kept for reuse (any member answers).
+//! Every call has a deadline: the channel's per-request timeout and, around
+//! it, a tokio timeout that also bounds connection set-up.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -13,21 +14,23 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use futures::FutureExt;
 use shardline_proto::pb;
+use shardline_proto::pb::admin_client::AdminClient;
 use shardline_proto::pb::controller_client::ControllerClient;
 use tonic::transport::{Channel, Endpoint};
 
-use super::{ClusterApi, ClusterView, Target};
+use super::{ClusterApi, ClusterView, GroupLeader, Target};
 use crate::error::{Error, Result};
 
-/// Cached clients by target key, with the endpoints they were built for.
-type ClientCache = HashMap<String, (Vec<String>, ControllerClient<Channel>)>;
+/// Cached channels by target key, with the endpoints they were built for.
+type ChannelCache = HashMap<String, (Vec<String>, Channel)>;
 
 /// The real controller client.
 pub struct GrpcClusterApi {
     /// Deadline of every call.
     timeout: Duration,
-    /// One client (and channel) per cluster, reused across reconciles.
-    clients: Mutex<ClientCache>,
+    /// One channel per target (a cluster's controller, or one shard group),
+    /// reused across reconciles.
+    channels: Mutex<ChannelCache>,
 }
 
 impl GrpcClusterApi {
@@ -35,15 +38,15 @@ impl GrpcClusterApi {
     pub fn new(timeout: Duration) -> Self {
         Self {
             timeout,
-            clients: Mutex::new(HashMap::new()),
+            channels: Mutex::new(HashMap::new()),
         }
     }
 
-    fn client(&self, target: &Target) -> Result<ControllerClient<Channel>> {
-        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((endpoints, client)) = clients.get(&target.key) {
+    fn channel(&self, target: &Target) -> Result<Channel> {
+        let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((endpoints, channel)) = channels.get(&target.key) {
             if *endpoints == target.endpoints {
-                return Ok(client.clone());
+                return Ok(channel.clone());
             }
         }
         let mut list = Vec::with_capacity(target.endpoints.len());
@@ -57,12 +60,16 @@ impl GrpcClusterApi {
                 .timeout(self.timeout);
             list.push(ep);
         }
-        let client = ControllerClient::new(Channel::balance_list(list.into_iter()));
-        clients.insert(
+        let channel = Channel::balance_list(list.into_iter());
+        channels.insert(
             target.key.clone(),
-            (target.endpoints.clone(), client.clone()),
+            (target.endpoints.clone(), channel.clone()),
         );
-        Ok(client)
+        Ok(channel)
+    }
+
+    fn client(&self, target: &Target) -> Result<ControllerClient<Channel>> {
+        Ok(ControllerClient::new(self.channel(target)?))
     }
 
     async fn call<T, F>(&self, call: &'static str, fut: F) -> Result<T>
@@ -128,11 +135,31 @@ impl ClusterApi for GrpcClusterApi {
         .boxed()
     }
 
+    fn group_leader<'a>(
+        &'a self,
+        target: &'a Target,
+    ) -> BoxFuture<'a, Result<Option<GroupLeader>>> {
+        async move {
+            let mut client = AdminClient::new(self.channel(target)?);
+            let resp = self
+                .call("Status", client.status(pb::StatusRequest {}))
+                .await?;
+            Ok(resp.leader_id.filter(|id| *id > 0).map(|id| GroupLeader {
+                id,
+                address: resp.leader_addr,
+            }))
+        }
+        .boxed()
+    }
+
+    /// Drops the cluster's controller channel and its groups' channels
+    /// (keys `<cluster key>/g<gid>`).
     fn forget(&self, target: &Target) {
-        self.clients
+        let prefix = format!("{}/", target.key);
+        self.channels
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .remove(&target.key);
+            .retain(|k, _| *k != target.key && !k.starts_with(&prefix));
     }
 }
 

@@ -31,6 +31,15 @@ pub struct ControllerMember {
     pub role: String,
 }
 
+/// The leader of a Raft group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupLeader {
+    /// Raft node id (StatefulSet ordinal + 1).
+    pub id: u64,
+    /// Its address, as the group knows it.
+    pub address: String,
+}
+
 /// What `ClusterStatus` said, reduced to what the operator decides on.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ClusterView {
@@ -133,6 +142,12 @@ pub trait ClusterApi: Send + Sync + 'static {
 
     /// Removes groups; their ranges move to the rest. Returns the config num.
     fn leave<'a>(&'a self, target: &'a Target, gids: Vec<u64>) -> BoxFuture<'a, Result<u64>>;
+
+    /// The leader of one shard group, asked of its members through the
+    /// Admin service (`Status`): `(node id, address)`, or None while the
+    /// group has no leader.
+    fn group_leader<'a>(&'a self, target: &'a Target)
+        -> BoxFuture<'a, Result<Option<GroupLeader>>>;
 
     /// Drops anything cached for the cluster (it is being deleted).
     fn forget(&self, target: &Target);

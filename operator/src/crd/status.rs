@@ -103,6 +103,12 @@ pub struct GroupStatus {
     pub ready_replicas: i32,
     /// Ranges the group owns in the latest config.
     pub range_count: i32,
+    /// Raft node id of the group's leader (ordinal + 1), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leader_id: Option<i64>,
+    /// Address of the group's leader, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leader: Option<String>,
     /// Operations per second the group's leader last reported.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ops_per_sec: Option<f64>,

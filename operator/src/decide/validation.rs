@@ -149,6 +149,8 @@ mod tests {
                 replicas: s.groups.replicas,
                 ready_replicas: s.groups.replicas,
                 range_count: 4,
+                leader_id: None,
+                leader: None,
                 ops_per_sec: None,
             }],
             ..Default::default()

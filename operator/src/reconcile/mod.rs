@@ -16,6 +16,7 @@ pub mod status;
 #[cfg(test)]
 mod tests;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,7 +32,7 @@ use shardline_proto::pb;
 use tracing::{info, instrument, warn};
 
 use crate::builders::BuildCtx;
-use crate::cluster_api::{ClusterApi, Target};
+use crate::cluster_api::{ClusterApi, ClusterView, GroupLeader, Target};
 use crate::crd::{GroupState, RetentionPolicy, ShardedCluster};
 use crate::decide::rollout::{self, RolloutStep};
 use crate::decide::{conditions, scale, validation};
@@ -167,6 +168,22 @@ pub async fn apply_cluster(cluster: Arc<ShardedCluster>, ctx: Arc<Context>) -> R
         view.as_ref(),
     );
 
+    let serving: Vec<u64> = plan
+        .states
+        .iter()
+        .filter(|(_, s)| **s == GroupState::Serving)
+        .map(|(g, _)| *g)
+        .collect();
+    let leaders = observe::group_leaders(
+        ctx.cluster_api.as_ref(),
+        &target.key,
+        &name,
+        &ns,
+        cx.spec.groups.replicas,
+        &serving,
+    )
+    .await;
+
     apply::apply_all(&ctx.client, &cx, &plan.keep).await?;
     let new_members = std::iter::once(Member::Controller)
         .chain(plan.keep.iter().map(|g| Member::Group(*g)))
@@ -234,13 +251,23 @@ pub async fn apply_cluster(cluster: Arc<ShardedCluster>, ctx: Arc<Context>) -> R
         events::normal(&ctx.recorder, &oref, "Drained", "Delete", note).await;
     }
 
-    let rolling = roll(&ctx, &cx, &oref, &observed, &plan, view.as_ref()).await?;
+    let rolling = roll(
+        &ctx,
+        &cx,
+        &oref,
+        &observed,
+        &serving,
+        view.as_ref(),
+        &leaders,
+    )
+    .await?;
 
     let (st, health) = status::build(&status::StatusInput {
         cluster: &cluster,
         observed: &observed,
         view: view.as_ref(),
         plan: &plan,
+        group_leaders: &leaders,
         rolling,
         now: now(),
     });
@@ -292,26 +319,26 @@ async fn roll(
     cx: &BuildCtx,
     oref: &k8s_openapi::api::core::v1::ObjectReference,
     observed: &observe::Observed,
-    plan: &scale::ScalePlan,
-    view: Option<&crate::cluster_api::ClusterView>,
+    serving: &[u64],
+    view: Option<&ClusterView>,
+    leaders: &BTreeMap<u64, GroupLeader>,
 ) -> Result<Vec<String>> {
-    let serving = plan
-        .states
-        .iter()
-        .filter(|(_, s)| **s == GroupState::Serving)
-        .map(|(g, _)| Member::Group(*g));
+    let ordinal = |id: u64| u32::try_from(id).ok()?.checked_sub(1);
     let mut rolling = Vec::new();
-    for member in std::iter::once(Member::Controller).chain(serving) {
+    let groups = serving.iter().map(|g| Member::Group(*g));
+    for member in std::iter::once(Member::Controller).chain(groups) {
         let Some(sts) = observed.statefulsets.get(&member) else {
             continue;
         };
         let (replicas, leader) = match member {
             Member::Controller => (
                 cx.spec.controller.replicas,
-                view.and_then(|v| v.leader_id)
-                    .and_then(|id| u32::try_from(id).ok()?.checked_sub(1)),
+                view.and_then(|v| v.leader_id).and_then(ordinal),
             ),
-            Member::Group(_) => (cx.spec.groups.replicas, None),
+            Member::Group(g) => (
+                cx.spec.groups.replicas,
+                leaders.get(&g).and_then(|l| ordinal(l.id)),
+            ),
         };
         let object = member.object_name(&cx.name);
         match rollout::next_step(

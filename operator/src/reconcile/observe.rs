@@ -8,6 +8,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::ListParams;
 use kube::{Api, Client, ResourceExt};
 
+use crate::cluster_api::{ClusterApi, GroupLeader, Target};
 use crate::decide::rollout::PodObs;
 use crate::decide::scale::StsObs;
 use crate::error::{Error, Result};
@@ -116,6 +117,36 @@ pub async fn observe(client: &Client, namespace: &str, cluster: &str) -> Result<
         pods.sort_by_key(|p| p.ordinal);
     }
     Ok(out)
+}
+
+/// Asks each group in `gids` for its leader, concurrently. A group that
+/// does not answer is left out (its leader is unknown this round).
+pub async fn group_leaders(
+    api: &dyn ClusterApi,
+    cluster_key: &str,
+    cluster: &str,
+    namespace: &str,
+    replicas: i32,
+    gids: &[u64],
+) -> BTreeMap<u64, GroupLeader> {
+    let asks = gids.iter().map(|gid| async move {
+        let target = Target {
+            key: format!("{cluster_key}/g{gid}"),
+            endpoints: names::group_endpoints(cluster, namespace, *gid, replicas),
+        };
+        match api.group_leader(&target).await {
+            Ok(leader) => leader.map(|l| (*gid, l)),
+            Err(e) => {
+                tracing::debug!(gid, error = %e, "group did not report its leader");
+                None
+            }
+        }
+    });
+    futures::future::join_all(asks)
+        .await
+        .into_iter()
+        .flatten()
+        .collect()
 }
 
 #[cfg(test)]

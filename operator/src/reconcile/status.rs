@@ -6,7 +6,9 @@ use kube::api::{Patch, PatchParams};
 use kube::{Api, Client};
 use serde_json::json;
 
-use crate::cluster_api::ClusterView;
+use std::collections::BTreeMap;
+
+use crate::cluster_api::{ClusterView, GroupLeader};
 use crate::crd::{
     ControllerStatus, GroupState, GroupStatus, Phase, ShardedCluster, ShardedClusterStatus,
 };
@@ -23,6 +25,8 @@ pub struct StatusInput<'a> {
     pub observed: &'a Observed,
     pub view: Option<&'a ClusterView>,
     pub plan: &'a ScalePlan,
+    /// Leaders the shard groups reported.
+    pub group_leaders: &'a BTreeMap<u64, GroupLeader>,
     /// Raft groups with a rollout in progress, by object name.
     pub rolling: Vec<String>,
     pub now: Time,
@@ -93,6 +97,8 @@ pub fn build(input: &StatusInput<'_>) -> (ShardedClusterStatus, Health) {
             replicas: spec.groups.replicas,
             ready_replicas: obs.ready_replicas,
             range_count: input.view.map(|v| v.ranges_of(*gid) as i32).unwrap_or(0),
+            leader_id: input.group_leaders.get(gid).map(|l| l.id as i64),
+            leader: input.group_leaders.get(gid).map(|l| l.address.clone()),
             ops_per_sec: input.view.and_then(|v| v.ops_by_group.get(gid).copied()),
         });
     }

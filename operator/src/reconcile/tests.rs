@@ -483,3 +483,32 @@ async fn deletion_keeps_pvcs_by_default() {
         .unwrap_or_default()
         .is_empty());
 }
+
+#[tokio::test]
+async fn rolling_update_restarts_the_group_leader_last() {
+    let h = Harness::new(cluster(1, true));
+    h.bring_up().await;
+    h.controller.set_group_leader(1, 3);
+    h.reconcile().await;
+    let st = h.api.cluster().status.unwrap();
+    assert_eq!(st.groups[0].leader_id, Some(3));
+    assert_eq!(
+        st.groups[0].leader.as_deref(),
+        Some("kv-g1-2.kv-g1.ns.svc:7401")
+    );
+    h.api.set_update_revision("kv-g1", "rev2");
+    let mut order = Vec::new();
+    for _ in 0..3 {
+        let calls = h.reconcile().await;
+        order.extend(deletes(&calls));
+        h.api.set_ready("kv-g1");
+    }
+    assert_eq!(
+        order,
+        [
+            "/api/v1/namespaces/ns/pods/kv-g1-1",
+            "/api/v1/namespaces/ns/pods/kv-g1-0",
+            "/api/v1/namespaces/ns/pods/kv-g1-2",
+        ]
+    );
+}
