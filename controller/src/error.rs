@@ -1,5 +1,7 @@
 //! Errors of the shard controller and their mapping to `tonic::Status`.
 //!
+//! [`RunError`] is why a member could not start or stopped abnormally.
+//!
 //! Every rejected command is one [`ControllerError`] variant with structured
 //! fields, and a rejected command changes nothing. Errors are serde types
 //! because they travel as the Raft state machine's response. The gRPC layer
@@ -9,6 +11,8 @@
 use serde::{Deserialize, Serialize};
 use shardline_proto::keyspace::HASH_ROUTING_KEY_LEN;
 use shardline_proto::status;
+use shardline_raft::store::StoreError;
+use shardline_raft::ApiError;
 use tonic::{Code, Status};
 
 /// Why the controller rejected a command or query.
@@ -68,6 +72,34 @@ pub enum ControllerError {
     ConfigNotFound { num: u64, latest: u64 },
     #[error("bad bootstrap: {reason}")]
     BadBootstrap { reason: String },
+}
+
+/// Why a controller member could not start, or stopped abnormally.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("bad flag {flag}: {reason}")]
+    BadFlag { flag: &'static str, reason: String },
+    #[error("storage: {0}")]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Api(ApiError),
+    #[error("raft: {0}")]
+    Raft(String),
+    #[error("io: {context}: {source}")]
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
+}
+
+impl From<ApiError> for RunError {
+    fn from(e: ApiError) -> Self {
+        match e {
+            ApiError::BadFlag { flag, reason } => RunError::BadFlag { flag, reason },
+            ApiError::Store(e) => RunError::Store(e),
+            other => RunError::Api(other),
+        }
+    }
 }
 
 /// Lower-case hex of a routing key, `""` for the empty key.

@@ -38,6 +38,19 @@ impl ControllerState {
         })
     }
 
+    /// A state holding `history` (configs 0..n, as stored by the Raft state
+    /// machine), or `None` if it is not a valid history for `bootstrap`:
+    /// config 0 must be the empty config and numbers must count up from 0.
+    pub fn from_history(bootstrap: Bootstrap, history: Vec<Config>) -> Option<Self> {
+        let valid = bootstrap.validate().is_ok()
+            && history.first() == Some(&Config::empty(bootstrap.mode))
+            && history
+                .iter()
+                .enumerate()
+                .all(|(i, c)| c.num == i as u64 && c.mode == bootstrap.mode);
+        valid.then_some(ControllerState { bootstrap, history })
+    }
+
     pub fn bootstrap(&self) -> &Bootstrap {
         &self.bootstrap
     }
@@ -66,6 +79,11 @@ impl ControllerState {
     pub fn since(&self, after: u64) -> &[Config] {
         let start = usize::try_from(after.saturating_add(1)).unwrap_or(usize::MAX);
         self.history.get(start..).unwrap_or_default()
+    }
+
+    /// The whole history, config 0 first.
+    pub fn history(&self) -> &[Config] {
+        &self.history
     }
 
     /// Applies `cmd`, appending and returning the new config.

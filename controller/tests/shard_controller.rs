@@ -268,3 +268,20 @@ fn since_lists_the_configs_a_watcher_still_needs() {
     assert!(nums(4).is_empty());
     assert!(nums(u64::MAX).is_empty());
 }
+
+#[test]
+fn a_stored_history_restores_only_if_it_is_a_valid_history() {
+    let mut sm = ControllerState::new(Bootstrap::hash(8)).unwrap();
+    ok(&mut sm, &join(&[1, 2]));
+    ok(&mut sm, &leave(&[1]));
+    let history = sm.history().to_vec();
+    let restored = ControllerState::from_history(Bootstrap::hash(8), history.clone()).unwrap();
+    assert_eq!(restored, sm);
+    // Gaps, a missing config 0 and another bootstrap are refused.
+    let mut gap = history.clone();
+    gap.remove(1);
+    assert!(ControllerState::from_history(Bootstrap::hash(8), gap).is_none());
+    assert!(ControllerState::from_history(Bootstrap::hash(8), history[1..].to_vec()).is_none());
+    assert!(ControllerState::from_history(Bootstrap::range(), history).is_none());
+    assert!(ControllerState::from_history(Bootstrap::hash(0), Vec::new()).is_none());
+}

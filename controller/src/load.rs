@@ -1,0 +1,104 @@
+//! Per-group load as last reported by each group's leader (`ReportLoad`).
+//!
+//! Soft state, kept only in the memory of the controller member that leads
+//! when the report arrives (followers forward reports to the leader): it is
+//! never written to the Raft log, a new leader starts empty and fills up
+//! with the next round of reports, and every figure carries its age.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use shardline_proto::pb;
+use shardline_proto::shardmap::Config;
+use tokio::time::Instant;
+
+/// One group's last report.
+#[derive(Debug, Clone)]
+struct Report {
+    at: Instant,
+    ranges: Vec<pb::RangeLoad>,
+}
+
+/// Cheap to clone; clones share the table.
+#[derive(Clone, Default)]
+pub struct LoadTable {
+    reports: Arc<Mutex<BTreeMap<u64, Report>>>,
+}
+
+impl LoadTable {
+    /// Replaces group `gid`'s report.
+    pub fn record(&self, gid: u64, ranges: Vec<pb::RangeLoad>) {
+        let report = Report {
+            at: Instant::now(),
+            ranges,
+        };
+        self.reports
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(gid, report);
+    }
+
+    /// The load of every group of `config`, in gid order. Figures count only
+    /// reported ranges the config still gives to that group.
+    pub fn summary(&self, config: &Config) -> Vec<pb::GroupLoad> {
+        let reports = self.reports.lock().unwrap_or_else(|p| p.into_inner());
+        let counts = config.range_counts();
+        config
+            .groups
+            .keys()
+            .map(|&gid| {
+                let mut load = pb::GroupLoad {
+                    gid,
+                    range_count: counts.get(&gid).copied().unwrap_or(0) as u32,
+                    ops_per_sec: 0.0,
+                    bytes: 0,
+                    report_age_secs: None,
+                };
+                if let Some(r) = reports.get(&gid) {
+                    load.report_age_secs = Some(r.at.elapsed().as_secs_f64());
+                    let owned = r.ranges.iter().filter(|l| {
+                        config
+                            .range(l.range_id)
+                            .is_some_and(|range| range.gid == gid)
+                    });
+                    for l in owned {
+                        load.ops_per_sec += l.ops_per_sec;
+                        load.bytes += l.bytes;
+                    }
+                }
+                load
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shardline_proto::keyspace::{initial_hash_ranges, PartitionMode};
+
+    #[test]
+    fn summary_counts_only_ranges_the_group_still_owns() {
+        let mut config = Config::empty(PartitionMode::Hash);
+        config.groups.insert(1, vec!["a:1".into()]);
+        config.groups.insert(2, vec!["b:1".into()]);
+        config.ranges = initial_hash_ranges(4, 1);
+        config.ranges[3].gid = 2;
+        let table = LoadTable::default();
+        let load = |range_id, ops| pb::RangeLoad {
+            range_id,
+            ops_per_sec: ops,
+            bytes: 10,
+            ..Default::default()
+        };
+        // Range 4 belongs to group 2 now: group 1's stale figure is dropped.
+        table.record(1, vec![load(1, 5.0), load(2, 1.0), load(4, 100.0)]);
+        let s = table.summary(&config);
+        assert_eq!(s.len(), 2);
+        assert_eq!((s[0].gid, s[0].range_count, s[0].bytes), (1, 3, 20));
+        assert_eq!(s[0].ops_per_sec, 6.0);
+        assert!(s[0].report_age_secs.is_some());
+        assert_eq!((s[1].gid, s[1].range_count), (2, 1));
+        assert!(s[1].report_age_secs.is_none());
+    }
+}

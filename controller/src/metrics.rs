@@ -1,0 +1,202 @@
+//! Prometheus metrics of a controller member: requests by method and result
+//! (the gRPC code, snake case), request latency, open config watches, the
+//! latest applied config number, and the shared Raft gauges.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use shardline_raft::metrics::RaftGauges;
+use tonic::{Code, Status};
+
+use crate::store::ShardMap;
+use crate::types::Raft;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    method: &'static str,
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MethodLabels {
+    method: &'static str,
+}
+
+struct Inner {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    latency: Family<MethodLabels, Histogram>,
+    watches: Gauge,
+    latest_config: Gauge,
+    raft: RaftGauges,
+}
+
+/// Cheap to clone; all clones update the same registry.
+#[derive(Clone)]
+pub struct Metrics {
+    inner: Arc<Inner>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A stable snake-case label for a gRPC code.
+pub fn code_label(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "ok",
+        Code::Cancelled => "cancelled",
+        Code::Unknown => "unknown",
+        Code::InvalidArgument => "invalid_argument",
+        Code::DeadlineExceeded => "deadline_exceeded",
+        Code::NotFound => "not_found",
+        Code::AlreadyExists => "already_exists",
+        Code::PermissionDenied => "permission_denied",
+        Code::ResourceExhausted => "resource_exhausted",
+        Code::FailedPrecondition => "failed_precondition",
+        Code::Aborted => "aborted",
+        Code::OutOfRange => "out_of_range",
+        Code::Unimplemented => "unimplemented",
+        Code::Internal => "internal",
+        Code::Unavailable => "unavailable",
+        Code::DataLoss => "data_loss",
+        Code::Unauthenticated => "unauthenticated",
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("shardline_controller");
+        let requests = Family::<RequestLabels, Counter>::default();
+        let latency = Family::<MethodLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.0001, 2.0, 18))
+        });
+        let (watches, latest_config) = (Gauge::default(), Gauge::default());
+        registry.register(
+            "requests",
+            "Controller requests by method and result",
+            requests.clone(),
+        );
+        registry.register(
+            "request_duration_seconds",
+            "Controller request latency",
+            latency.clone(),
+        );
+        registry.register(
+            "config_watches",
+            "Open WatchConfig streams",
+            watches.clone(),
+        );
+        registry.register(
+            "latest_config",
+            "Number of the latest applied config",
+            latest_config.clone(),
+        );
+        let raft = RaftGauges::register(&mut registry);
+        Metrics {
+            inner: Arc::new(Inner {
+                registry,
+                requests,
+                latency,
+                watches,
+                latest_config,
+                raft,
+            }),
+        }
+    }
+
+    /// Records one finished request.
+    pub fn observe(&self, method: &'static str, result: Result<(), &Status>, took: Duration) {
+        let result = match result {
+            Ok(()) => "ok",
+            Err(s) => code_label(s.code()),
+        };
+        self.inner
+            .requests
+            .get_or_create(&RequestLabels { method, result })
+            .inc();
+        self.inner
+            .latency
+            .get_or_create(&MethodLabels { method })
+            .observe(took.as_secs_f64());
+    }
+
+    /// Counts an open watch until the returned guard is dropped.
+    pub fn watch_opened(&self) -> WatchGuard {
+        self.inner.watches.inc();
+        WatchGuard {
+            gauge: self.inner.watches.clone(),
+        }
+    }
+
+    /// Text exposition format for `/metrics`.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = encode(&mut out, &self.inner.registry);
+        out
+    }
+
+    /// Follows openraft's metrics and the applied config number until the
+    /// Raft instance shuts down.
+    pub fn spawn_watchers(&self, raft: &Raft, map: &ShardMap) -> Vec<tokio::task::JoinHandle<()>> {
+        let gauge = self.inner.latest_config.clone();
+        let mut latest = map.subscribe();
+        let config_watcher = tokio::spawn(async move {
+            loop {
+                gauge.set(*latest.borrow_and_update() as i64);
+                if latest.changed().await.is_err() {
+                    return;
+                }
+            }
+        });
+        vec![
+            self.inner.raft.spawn_watcher(raft.metrics()),
+            config_watcher,
+        ]
+    }
+}
+
+/// Decrements the open-watch gauge when dropped.
+pub struct WatchGuard {
+    gauge: Gauge,
+}
+
+impl Drop for WatchGuard {
+    fn drop(&mut self) {
+        self.gauge.dec();
+    }
+}
+
+/// Measures a request from creation to [`RequestTimer::finish`].
+pub struct RequestTimer {
+    started: Instant,
+}
+
+impl RequestTimer {
+    pub fn start() -> Self {
+        RequestTimer {
+            started: Instant::now(),
+        }
+    }
+
+    /// Records `result` of `method` and passes it through.
+    pub fn finish<T>(
+        self,
+        metrics: &Metrics,
+        method: &'static str,
+        result: Result<T, Status>,
+    ) -> Result<T, Status> {
+        metrics.observe(method, result.as_ref().map(|_| ()), self.started.elapsed());
+        result
+    }
+}

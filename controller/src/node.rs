@@ -1,0 +1,154 @@
+//! Wiring of one controller member: opens the store, starts Raft, serves the
+//! Controller, Admin and Raft gRPC services and the HTTP endpoints,
+//! bootstraps or joins the group, and shuts everything down in order when
+//! the shutdown future resolves.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use shardline_proto::limits::MAX_MESSAGE_BYTES;
+use shardline_proto::pb::admin_server::AdminServer;
+use shardline_proto::pb::controller_server::ControllerServer;
+use shardline_raft::admin::{AdminService, StatusSource};
+use shardline_raft::network::{ChannelPool, RaftNetworkFactoryImpl};
+use shardline_raft::probes::{router, ProbeState};
+use shardline_raft::read_index::ReadIndex;
+use shardline_raft::store::StoreError;
+use shardline_raft::transport::RaftService;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_stream::wrappers::TcpListenerStream;
+use tracing::{info, warn};
+
+use crate::config::{ControllerArgs, CONTROLLER_GROUP_ID};
+use crate::error::RunError;
+use crate::grpc::forward::Forwarder;
+use crate::grpc::ControllerService;
+use crate::load::LoadTable;
+use crate::metrics::Metrics;
+use crate::store::{self, ShardMap};
+use crate::types::Raft;
+
+/// File name of the member's redb database inside `--data-dir`.
+pub const DB_FILE: &str = "controller.redb";
+
+/// A controller's admin status reports its partitioning mode and, as its
+/// item count, the number of the latest config.
+impl StatusSource for ShardMap {
+    fn partitioning(&self) -> String {
+        self.bootstrap().mode.to_string()
+    }
+
+    fn item_count(&self) -> Result<u64, StoreError> {
+        Ok(self.latest().num)
+    }
+}
+
+/// Runs a member until `shutdown` resolves. `listener` serves gRPC and
+/// `http_listener` the probe and metrics endpoints; both are bound by the
+/// caller so tests can use port 0.
+pub async fn run(
+    args: ControllerArgs,
+    listener: TcpListener,
+    http_listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), RunError> {
+    args.validate()?;
+    let data_dir = &args.raft.data_dir;
+    std::fs::create_dir_all(data_dir).map_err(|source| RunError::Io {
+        context: format!("create {}", data_dir.display()),
+        source,
+    })?;
+    let bootstrap = args.bootstrap();
+    let opened = store::open(&data_dir.join(DB_FILE), bootstrap)?;
+    let map = opened.map.clone();
+
+    let pool = ChannelPool::default();
+    let network = RaftNetworkFactoryImpl::new(CONTROLLER_GROUP_ID, pool.clone());
+    let config = Arc::new(args.raft_config()?);
+    let raft = Raft::new(args.raft.node_id, config, network, opened.log, opened.sm)
+        .await
+        .map_err(|e| RunError::Raft(e.to_string()))?;
+
+    let metrics = Metrics::new();
+    let watchers = metrics.spawn_watchers(&raft, &map);
+    let address = args.advertise_addr();
+    let serving = Arc::new(AtomicBool::new(true));
+
+    shardline_raft::bootstrap::initialize_or_join(&args.raft, &raft, &pool, &address).await?;
+
+    // One shutdown signal fans out to both servers and to open watches.
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let wait_stop = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+
+    let http = axum::serve(
+        http_listener,
+        router(ProbeState {
+            raft: raft.metrics(),
+            render: {
+                let metrics = metrics.clone();
+                Arc::new(move || metrics.render())
+            },
+            serving: serving.clone(),
+        }),
+    )
+    .with_graceful_shutdown(wait_stop(stop_rx.clone()));
+    let http_task = tokio::spawn(async move { http.await });
+
+    let service = ControllerService {
+        raft: raft.clone(),
+        map: map.clone(),
+        read_index: ReadIndex::spawn(raft.clone()),
+        forwarder: Forwarder {
+            raft: raft.clone(),
+            pool: pool.clone(),
+            node_id: args.raft.node_id,
+            default_timeout: args.request_timeout,
+        },
+        loads: LoadTable::default(),
+        metrics: metrics.clone(),
+        bootstrap,
+        stop: stop_rx.clone(),
+    };
+    let grpc = tonic::transport::Server::builder()
+        .tcp_nodelay(true)
+        .add_service(
+            ControllerServer::new(service)
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+        )
+        .add_service(AdminServer::new(AdminService {
+            raft: raft.clone(),
+            source: map.clone(),
+            group_id: CONTROLLER_GROUP_ID,
+            address: address.clone(),
+        }))
+        .add_service(RaftService::server(CONTROLLER_GROUP_ID, raft.clone()))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), wait_stop(stop_rx.clone()));
+    let grpc_task = tokio::spawn(grpc);
+    info!(node_id = args.raft.node_id, %address, mode = %bootstrap.mode, initial_ranges = bootstrap.initial_ranges, "controller member serving");
+
+    shutdown.await;
+    info!("shutdown requested; draining in-flight requests");
+    serving.store(false, Ordering::SeqCst);
+    let _ = stop_tx.send(true);
+    let grace = args.raft.shutdown_grace;
+    match tokio::time::timeout(grace, grpc_task).await {
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(e))) => warn!(error = %e, "gRPC server ended with an error"),
+        Ok(Err(e)) => warn!(error = %e, "gRPC server task failed"),
+        Err(_) => warn!(?grace, "in-flight requests did not finish in time"),
+    }
+    let _ = tokio::time::timeout(grace, http_task).await;
+    if let Err(e) = raft.shutdown().await {
+        warn!(error = %e, "raft shutdown");
+    }
+    for w in watchers {
+        w.abort();
+    }
+    info!("controller member stopped");
+    Ok(())
+}
