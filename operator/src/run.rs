@@ -12,7 +12,7 @@ use kube::runtime::events::{Recorder, Reporter};
 use kube::{Api, Client};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::cluster_api::grpc::GrpcClusterApi;
 use crate::crd::ShardedCluster;
@@ -90,6 +90,11 @@ pub struct Args {
     /// Reconcile without a Lease (only for a single replica, e.g. local runs).
     #[arg(long)]
     pub no_leader_election: bool,
+
+    /// At start-up, server-side apply this version's ShardedCluster CRD over
+    /// the installed one (Helm does not upgrade CRDs).
+    #[arg(long, env = "SHARDLINE_OPERATOR_APPLY_CRD")]
+    pub apply_crd: bool,
 }
 
 /// A clonable future that resolves once `tx` sends `true`.
@@ -123,6 +128,14 @@ pub async fn run(args: Args, stop: watch::Receiver<bool>) -> Result<()> {
         shutdown_signal(stop.clone()),
     ));
 
+    if args.apply_crd {
+        match crate::crd::apply_crd(&client).await {
+            Ok(()) => info!("applied the ShardedCluster CRD"),
+            Err(e) => {
+                warn!(error = %e, "could not apply the ShardedCluster CRD; using the installed one")
+            }
+        }
+    }
     Api::<ShardedCluster>::all(client.clone())
         .list(&ListParams::default().limit(1))
         .await
