@@ -10,6 +10,7 @@
 //! - [`store`]: the redb file holding log, vote, state machine, snapshots,
 //!   range metadata and the client dedup table.
 //! - [`grpc`]: server side of the KV service.
+//! - [`proposer`]: batches concurrent writes into one log entry.
 //! - [`validate`]: request checks that produce typed `InvalidArgument`s.
 //! - [`metrics`]: Prometheus metrics of KV requests and Raft.
 //! - [`node`]: `run(args, listener, http_listener, shutdown)`.
@@ -20,6 +21,7 @@ pub mod error;
 pub mod grpc;
 pub mod metrics;
 pub mod node;
+pub mod proposer;
 pub mod store;
 pub mod types;
 pub mod validate;

@@ -23,6 +23,7 @@ use crate::config::NodeArgs;
 use crate::error::NodeError;
 use crate::grpc::kv_service::KvService;
 use crate::metrics::Metrics;
+use crate::proposer::Proposer;
 use crate::store::{self, KvReader};
 use crate::types::Raft;
 
@@ -85,10 +86,10 @@ pub async fn run(
         .tcp_nodelay(true)
         .add_service(
             KvServer::new(KvService {
-                raft: raft.clone(),
                 reader: reader.clone(),
                 metrics: metrics.clone(),
                 read_index: ReadIndex::spawn(raft.clone()),
+                proposer: Proposer::spawn(raft.clone()),
             })
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES),

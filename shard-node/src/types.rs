@@ -1,8 +1,9 @@
 //! The openraft type configuration of a shard group and the commands its
 //! Raft log carries.
 //!
-//! A [`Command`] is what the KV service proposes; the state machine applies it
-//! and answers with a [`CommandResult`]. Writes from clients carry a
+//! A [`Command`] is one client write; the KV service proposes writes that
+//! arrive together as one [`Proposal`] (one log entry, one fsync), and the
+//! state machine answers each command with an [`Applied`]. Writes from clients carry a
 //! [`Session`] so a retried write is applied once (see `store::dedup`).
 
 use std::io::Cursor;
@@ -13,8 +14,8 @@ openraft::declare_raft_types!(
     /// Raft types of a shard group: u64 node ids, `BasicNode { addr }` nodes,
     /// in-memory snapshot bytes, tokio runtime.
     pub TypeConfig:
-        D = Command,
-        R = Applied,
+        D = Proposal,
+        R = Vec<Applied>,
         NodeId = u64,
         Node = openraft::BasicNode,
         Entry = openraft::Entry<TypeConfig>,
@@ -73,14 +74,27 @@ pub enum Op {
     },
 }
 
-/// A Raft log payload: an operation, optionally tied to a client session.
+/// One client write: an operation, optionally tied to a client session.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Command {
     pub session: Option<Session>,
     pub op: Op,
 }
 
-/// The answer to one log entry: what applying it produced and the log index
+/// A Raft log payload: commands proposed together, applied in order within
+/// one entry. The entry's answer holds one [`Applied`] per command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Proposal {
+    pub commands: Vec<Command>,
+}
+
+impl From<Command> for Proposal {
+    fn from(c: Command) -> Self {
+        Proposal { commands: vec![c] }
+    }
+}
+
+/// The answer to one command: what applying it produced and the log index
 /// at which it was *first* applied. A retried write answered from the dedup
 /// table reports the original index, not the retry's.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]

@@ -3,7 +3,6 @@
 
 use std::time::Instant;
 
-use openraft::error::{ClientWriteError, RaftError};
 use shardline_proto::pb::kv_server::Kv;
 use shardline_proto::pb::{self};
 use tonic::{Request, Response, Status};
@@ -11,53 +10,34 @@ use tracing::instrument;
 
 use crate::error::NodeError;
 use crate::metrics::Metrics;
+use crate::proposer::Proposer;
 use crate::store::KvReader;
-use crate::types::{Command, CommandResult, NodeId, Op, Raft, Session};
+use crate::types::{Command, CommandResult, Op, Session};
 use crate::validate;
 use shardline_raft::read_index::ReadIndex;
 
 pub struct KvService {
-    pub raft: Raft,
     pub reader: KvReader,
     pub metrics: Metrics,
     pub read_index: ReadIndex,
-}
-
-/// Maps openraft's "forward to leader" into NotLeader, or NoLeader when the
-/// leader is unknown.
-fn forward(leader_id: Option<NodeId>, leader_addr: Option<String>, raft: &Raft) -> NodeError {
-    match leader_id {
-        Some(id) => NodeError::NotLeader {
-            leader_id: Some(id),
-            leader_addr,
-        },
-        None => NodeError::NoLeader {
-            term: raft.metrics().borrow().current_term,
-        },
-    }
+    pub proposer: Proposer,
 }
 
 impl KvService {
     async fn write(&self, session: Session, op: Op) -> Result<(CommandResult, u64), NodeError> {
-        let cmd = Command {
-            session: Some(session),
-            op,
-        };
-        match self.raft.client_write(cmd).await {
-            Ok(resp) => match resp.data.result {
-                CommandResult::DuplicateExpired { floor } => Err(NodeError::DuplicateExpired {
-                    seq: session.seq,
-                    floor,
-                }),
-                result => Ok((result, resp.data.index)),
-            },
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => Err(forward(
-                f.leader_id,
-                f.leader_node.map(|n| n.addr),
-                &self.raft,
-            )),
-            Err(RaftError::APIError(e)) => Err(NodeError::Raft(e.to_string())),
-            Err(RaftError::Fatal(e)) => Err(NodeError::Raft(e.to_string())),
+        let applied = self
+            .proposer
+            .propose(Command {
+                session: Some(session),
+                op,
+            })
+            .await?;
+        match applied.result {
+            CommandResult::DuplicateExpired { floor } => Err(NodeError::DuplicateExpired {
+                seq: session.seq,
+                floor,
+            }),
+            result => Ok((result, applied.index)),
         }
     }
 

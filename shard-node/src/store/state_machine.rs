@@ -61,7 +61,7 @@ pub(crate) fn apply_entries(
     db: &Database,
     mode: PartitionMode,
     entries: Vec<Entry>,
-) -> Result<Vec<Applied>, StoreError> {
+) -> Result<Vec<Vec<Applied>>, StoreError> {
     let mut txn = db.begin_write()?;
     txn.set_durability(Durability::None)?;
     let mut results = Vec::with_capacity(entries.len());
@@ -76,20 +76,18 @@ pub(crate) fn apply_entries(
         for entry in entries {
             last_applied = Some(entry.log_id);
             let index = entry.log_id.index;
+            // One answer per command of the entry, in order; blank and
+            // membership entries carry no commands.
             let result = match entry.payload {
-                EntryPayload::Blank => Applied {
-                    index,
-                    result: CommandResult::None,
-                },
-                EntryPayload::Normal(command) => {
-                    apply_command(&mut kv, &mut dedup, mode, index, command)?
-                }
+                EntryPayload::Blank => Vec::new(),
+                EntryPayload::Normal(proposal) => proposal
+                    .commands
+                    .into_iter()
+                    .map(|command| apply_command(&mut kv, &mut dedup, mode, index, command))
+                    .collect::<Result<Vec<_>, _>>()?,
                 EntryPayload::Membership(m) => {
                     membership = Some(StoredMembership::new(Some(entry.log_id), m));
-                    Applied {
-                        index,
-                        result: CommandResult::None,
-                    }
+                    Vec::new()
                 }
             };
             results.push(result);
@@ -208,7 +206,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         read().map_err(StoreError::read_sm)
     }
 
-    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Applied>, StorageError<NodeId>>
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Vec<Applied>>, StorageError<NodeId>>
     where
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,

@@ -29,7 +29,7 @@ fn db_path(dir: &TempDir) -> std::path::PathBuf {
 fn entry(index: u64, command: Command) -> Entry {
     Entry {
         log_id: log_id(1, 1, index),
-        payload: EntryPayload::Normal(command),
+        payload: EntryPayload::Normal(command.into()),
     }
 }
 
@@ -83,11 +83,19 @@ async fn apply_indexed(
         .into_iter()
         .enumerate()
         .map(|(i, c)| entry(first + i as u64, c));
-    store
+    let answers = store
         .sm
         .apply(entries.collect::<Vec<_>>())
         .await
-        .expect("apply")
+        .expect("apply");
+    // Each entry here holds one command, so it has exactly one answer.
+    answers
+        .into_iter()
+        .map(|mut a| {
+            assert_eq!(a.len(), 1, "one answer per command");
+            a.remove(0)
+        })
+        .collect()
 }
 
 #[tokio::test]
@@ -178,6 +186,54 @@ async fn batch_applies_all_ops_in_order() {
     assert_eq!(
         s.reader.scan(b"", b"", 10).unwrap(),
         (vec![(b("b"), b("2"))], false)
+    );
+}
+
+#[tokio::test]
+async fn a_proposal_applies_its_commands_in_order_and_answers_each() {
+    let (_dir, mut s) = fresh(PartitionMode::Range);
+    let proposal = crate::types::Proposal {
+        commands: vec![
+            Command {
+                session: session(4, 1, 0),
+                op: put("k", "a"),
+            },
+            Command {
+                session: session(5, 1, 0),
+                op: cas("k", Some("a"), Some("b")),
+            },
+            // The same (client, seq) twice in one proposal applies once.
+            Command {
+                session: session(4, 1, 0),
+                op: put("k", "a"),
+            },
+            plain(Op::Delete { key: b("missing") }),
+        ],
+    };
+    let e = Entry {
+        log_id: openraft::LogId::new(openraft::CommittedLeaderId::new(1, 1), 3),
+        payload: EntryPayload::Normal(proposal),
+    };
+    let answers = s.sm.apply(vec![e]).await.expect("apply");
+    assert_eq!(answers.len(), 1);
+    let results: Vec<CommandResult> = answers[0].iter().map(|a| a.result.clone()).collect();
+    assert_eq!(
+        results,
+        vec![
+            CommandResult::Put,
+            CommandResult::CompareAndSwap {
+                succeeded: true,
+                current: Some(b("a"))
+            },
+            CommandResult::Put,
+            CommandResult::Delete { existed: false },
+        ]
+    );
+    assert!(answers[0].iter().all(|a| a.index == 3));
+    assert_eq!(
+        s.reader.get(b"k").unwrap(),
+        Some(b("b")),
+        "the replay did not overwrite the CAS"
     );
 }
 

@@ -1,0 +1,100 @@
+//! The README's promise: `shardline playground` starts a working cluster and
+//! `shardline put/get` in another terminal reach it with no flags (through
+//! the playground file); Ctrl-C stops every child. Also checks that the
+//! README still shows the commands this test exercises.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use anyhow::{bail, ensure, Context, Result};
+use shardline_e2e::{binaries, free_port};
+
+#[test]
+fn readme_quick_start_commands_are_the_tested_ones() -> Result<()> {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))?;
+    ensure!(readme.contains("shardline playground"), "README lost the playground command");
+    ensure!(readme.contains("cargo test --workspace --locked"), "README lost the test command");
+    let ci = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../.ci/run"))?;
+    ensure!(ci.contains("cargo test --workspace --locked"), ".ci/run must run the README's test command");
+    Ok(())
+}
+
+#[test]
+fn playground_serves_the_cli_without_flags_and_stops_on_ctrl_c() -> Result<()> {
+    let bins = binaries();
+    let home = tempfile::tempdir()?;
+    // Base port with room for +1..+3 and the HTTP ports at +100.
+    let base = loop {
+        let p = free_port();
+        if p < 60_000 {
+            break p;
+        }
+    };
+    let mut pg = Command::new(&bins.shardline)
+        .args(["playground", "--base-port", &base.to_string()])
+        .env("SHARDLINE_HOME", home.path())
+        .env_remove("SHARDLINE_ENDPOINTS")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .context("start playground")?;
+    let stdout = pg.stdout.take().expect("stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) if line.contains("Press Ctrl-C") => break,
+            Ok(_) => continue,
+            Err(_) => {
+                let _ = pg.kill();
+                bail!("playground did not come up within 60 s");
+            }
+        }
+    }
+    let cli = |args: &[&str]| -> Result<std::process::Output> {
+        Ok(Command::new(&bins.shardline)
+            .args(args)
+            .env("SHARDLINE_HOME", home.path())
+            .env_remove("SHARDLINE_ENDPOINTS")
+            .output()?)
+    };
+    let put = cli(&["put", "hello", "world"])?;
+    ensure!(put.status.success(), "put failed: {}", String::from_utf8_lossy(&put.stderr));
+    let get = cli(&["get", "hello"])?;
+    ensure!(String::from_utf8_lossy(&get.stdout).trim() == "world", "get printed {:?}", get.stdout);
+    let status = cli(&["-o", "json", "status"])?;
+    let doc: serde_json::Value = serde_json::from_slice(&status.stdout)?;
+    let members = doc["members"].as_array().context("members")?;
+    ensure!(members.len() == 3, "status lists {} members", members.len());
+    ensure!(members.iter().filter(|m| m["role"] == "leader").count() == 1, "exactly one leader: {doc}");
+
+    // Ctrl-C: the playground stops its children and exits cleanly.
+    Command::new("kill").args(["-INT", &pg.id().to_string()]).status()?;
+    let exit = wait_exit(&mut pg, Duration::from_secs(30))?;
+    ensure!(exit.success(), "playground exited with {exit:?}");
+    let after = cli(&["--timeout", "1s", "get", "hello"])?;
+    ensure!(!after.status.success(), "cluster still answering after Ctrl-C");
+    Ok(())
+}
+
+fn wait_exit(child: &mut std::process::Child, timeout: Duration) -> Result<std::process::ExitStatus> {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if let Some(st) = child.try_wait()? {
+            return Ok(st);
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            bail!("did not exit within {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

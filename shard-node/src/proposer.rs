@@ -1,0 +1,225 @@
+//! Proposal batching: client writes that arrive together become one Raft
+//! log entry.
+//!
+//! openraft appends each `client_write` to the log on its own, and every
+//! append is an fsync, so one write per entry caps throughput at one write
+//! per fsync. Here a background task takes every write queued so far (up to
+//! [`MAX_BATCH_COMMANDS`] or [`MAX_BATCH_BYTES`]) and proposes them as one
+//! [`Proposal`]; the state machine applies them in order and answers each.
+//! A few proposals may be in flight at once, and while they are, new writes
+//! queue up and form the next, larger batch — batches grow with load, and a
+//! lone write waits for nothing.
+//!
+//! Batching changes no guarantee: each write is acknowledged only after the
+//! entry holding it is committed and applied, and exactly-once still holds
+//! per command through the session table.
+
+use std::sync::Arc;
+
+use openraft::error::{ClientWriteError, RaftError};
+use tokio::sync::{mpsc, oneshot, Semaphore};
+
+use crate::error::NodeError;
+use crate::types::{Applied, Command, NodeId, Proposal, Raft};
+
+/// Writes queued before callers wait to enqueue.
+const QUEUE_DEPTH: usize = 65_536;
+/// Most commands in one proposal.
+pub const MAX_BATCH_COMMANDS: usize = 512;
+/// Approximate payload bytes in one proposal (keys + values); a single
+/// larger write still goes alone.
+pub const MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
+/// Proposals in flight at once.
+const MAX_IN_FLIGHT: usize = 4;
+
+type Reply = oneshot::Sender<Result<Applied, Outcome>>;
+
+/// Failure of one proposal, cheap to hand to every command in it.
+#[derive(Debug, Clone)]
+enum Outcome {
+    NotLeader {
+        leader_id: NodeId,
+        leader_addr: Option<String>,
+    },
+    NoLeader {
+        term: u64,
+    },
+    Failed(String),
+}
+
+impl From<Outcome> for NodeError {
+    fn from(o: Outcome) -> Self {
+        match o {
+            Outcome::NotLeader {
+                leader_id,
+                leader_addr,
+            } => NodeError::NotLeader {
+                leader_id: Some(leader_id),
+                leader_addr,
+            },
+            Outcome::NoLeader { term } => NodeError::NoLeader { term },
+            Outcome::Failed(msg) => NodeError::Raft(msg),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Proposer {
+    queue: mpsc::Sender<(Command, Reply)>,
+}
+
+impl Proposer {
+    /// Starts the batching task; it ends when every handle is dropped.
+    pub fn spawn(raft: Raft) -> Self {
+        let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
+        tokio::spawn(run(raft, rx));
+        Proposer { queue: tx }
+    }
+
+    /// Proposes `command` and returns its answer once applied.
+    pub async fn propose(&self, command: Command) -> Result<Applied, NodeError> {
+        let (tx, rx) = oneshot::channel();
+        self.queue
+            .send((command, tx))
+            .await
+            .map_err(|_| NodeError::ShuttingDown)?;
+        rx.await
+            .map_err(|_| NodeError::ShuttingDown)?
+            .map_err(NodeError::from)
+    }
+}
+
+/// Approximate payload size of a command, for the batch byte budget.
+fn weight(c: &Command) -> usize {
+    use crate::types::{BatchOp, Op};
+    let op_bytes = |op: &BatchOp| match op {
+        BatchOp::Put { key, value } => key.len() + value.len(),
+        BatchOp::Delete { key } => key.len(),
+    };
+    64 + match &c.op {
+        Op::Put { key, value } => key.len() + value.len(),
+        Op::Delete { key } => key.len(),
+        Op::CompareAndSwap {
+            key,
+            expected,
+            new_value,
+        } => {
+            key.len()
+                + expected.as_ref().map_or(0, Vec::len)
+                + new_value.as_ref().map_or(0, Vec::len)
+        }
+        Op::Batch { ops } => ops.iter().map(op_bytes).sum(),
+    }
+}
+
+async fn run(raft: Raft, mut rx: mpsc::Receiver<(Command, Reply)>) {
+    let slots = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+    // A write that did not fit the previous batch starts the next one.
+    let mut carry: Option<(Command, Reply)> = None;
+    loop {
+        let first = match carry.take() {
+            Some(c) => c,
+            None => match rx.recv().await {
+                Some(c) => c,
+                None => return,
+            },
+        };
+        let Ok(permit) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let mut bytes = weight(&first.0);
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH_COMMANDS {
+            let Ok(next) = rx.try_recv() else { break };
+            let w = weight(&next.0);
+            if bytes + w > MAX_BATCH_BYTES {
+                carry = Some(next);
+                break;
+            }
+            bytes += w;
+            batch.push(next);
+        }
+        let raft = raft.clone();
+        tokio::spawn(async move {
+            let (commands, replies): (Vec<Command>, Vec<Reply>) = batch.into_iter().unzip();
+            match raft.client_write(Proposal { commands }).await {
+                Ok(resp) => {
+                    // The state machine answers every command, in order.
+                    let n = replies.len();
+                    if resp.data.len() != n {
+                        let msg = format!(
+                            "proposal of {n} commands answered {} results",
+                            resp.data.len()
+                        );
+                        for r in replies {
+                            let _ = r.send(Err(Outcome::Failed(msg.clone())));
+                        }
+                    } else {
+                        for (r, applied) in replies.into_iter().zip(resp.data) {
+                            let _ = r.send(Ok(applied));
+                        }
+                    }
+                }
+                Err(e) => {
+                    let outcome = outcome_of(&raft, e);
+                    for r in replies {
+                        let _ = r.send(Err(outcome.clone()));
+                    }
+                }
+            }
+            drop(permit);
+        });
+    }
+}
+
+fn outcome_of(
+    raft: &Raft,
+    e: RaftError<NodeId, ClientWriteError<NodeId, openraft::BasicNode>>,
+) -> Outcome {
+    match e {
+        RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => match f.leader_id {
+            Some(leader_id) => Outcome::NotLeader {
+                leader_id,
+                leader_addr: f.leader_node.map(|n| n.addr),
+            },
+            None => Outcome::NoLeader {
+                term: raft.metrics().borrow().current_term,
+            },
+        },
+        other => Outcome::Failed(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::{Op, Session};
+
+    #[test]
+    fn weight_counts_payload_bytes() {
+        let c = |op| Command {
+            session: Some(Session {
+                client_id: [0; 16],
+                seq: 1,
+                ack_below: 0,
+            }),
+            op,
+        };
+        assert_eq!(
+            weight(&c(Op::Put {
+                key: vec![0; 10],
+                value: vec![0; 100]
+            })),
+            174
+        );
+        assert_eq!(weight(&c(Op::Delete { key: vec![0; 10] })), 74);
+        let big = c(Op::Put {
+            key: vec![0; 1],
+            value: vec![0; MAX_BATCH_BYTES],
+        });
+        assert!(
+            weight(&big) > MAX_BATCH_BYTES,
+            "an oversize write is proposed alone"
+        );
+    }
+}
