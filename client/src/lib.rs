@@ -35,6 +35,7 @@
 
 pub mod admin;
 pub mod cli;
+pub mod controller;
 pub mod endpoints;
 pub mod error;
 pub mod group_status;

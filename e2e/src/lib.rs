@@ -8,6 +8,8 @@
 //!   and restarted on the same directory and ports. When a test panics, the
 //!   tail of every member's log is printed.
 //! - [`wait_until`]: polls a condition with a deadline (no fixed sleeps).
+//! - [`controller`]: [`controller::TestController`], the same for the
+//!   `shard-controller` members of the controller group.
 
 use std::future::Future;
 use std::net::TcpListener;
@@ -20,9 +22,12 @@ use anyhow::{anyhow, bail, Context, Result};
 use shardline_client::{AdminClient, ClientOptions, KvClient};
 use shardline_proto::pb;
 
+pub mod controller;
+
 pub struct Binaries {
     pub shard_node: PathBuf,
     pub shardline: PathBuf,
+    pub shard_controller: PathBuf,
 }
 
 /// The workspace binaries, built on first use with the test's profile.
@@ -35,13 +40,26 @@ pub fn binaries() -> &'static Binaries {
         let release = profile_dir.file_name().is_some_and(|n| n == "release");
         let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root");
         let mut cmd = Command::new(env!("CARGO"));
-        cmd.current_dir(workspace).args(["build", "--bins", "-p", "shard-node", "-p", "shardline-client"]);
+        cmd.current_dir(workspace).args([
+            "build",
+            "--bins",
+            "-p",
+            "shard-node",
+            "-p",
+            "shardline-client",
+            "-p",
+            "shardline-controller",
+        ]);
         if release {
             cmd.arg("--release");
         }
         let status = cmd.status().expect("run cargo build");
         assert!(status.success(), "cargo build of the binaries failed");
-        Binaries { shard_node: profile_dir.join("shard-node"), shardline: profile_dir.join("shardline") }
+        Binaries {
+            shard_node: profile_dir.join("shard-node"),
+            shardline: profile_dir.join("shardline"),
+            shard_controller: profile_dir.join("shard-controller"),
+        }
     })
 }
 
