@@ -21,7 +21,7 @@ use serde_json::{json, Value};
 use shardline_proto::pb;
 use tokio::task::JoinHandle;
 
-use crate::cluster_api::{ClusterApi, ClusterView, GroupLeader, Target};
+use crate::cluster_api::{ClusterApi, ClusterView, GroupLeader, GroupReport, Target};
 use crate::crd::ShardedCluster;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
@@ -379,6 +379,11 @@ struct FakeControllerState {
     unreachable: bool,
     /// Leader node id per group (default 1).
     group_leaders: BTreeMap<u64, u64>,
+    /// Keys each group stores: none before it joins, 100 once it has; a
+    /// group that left keeps its keys until `finish_drains` (the hand-off).
+    group_keys: BTreeMap<u64, u64>,
+    /// Groups that left (and have not rejoined).
+    left: BTreeSet<u64>,
 }
 
 impl FakeControllerState {
@@ -427,9 +432,25 @@ impl FakeController {
         self.state.lock().unwrap().calls.clone()
     }
 
-    /// Finishes every pending drain: ranges of departed groups move.
+    /// Reassigns the ranges of departed groups in the config (as the real
+    /// controller's Leave does at once); their data is still to be handed off.
+    pub fn move_ranges(&self) {
+        let mut s = self.state.lock().unwrap();
+        Self::reassign(&mut s);
+    }
+
+    /// Finishes every pending drain: ranges of departed groups move and
+    /// their data has been handed off (they store no keys).
     pub fn finish_drains(&self) {
         let mut s = self.state.lock().unwrap();
+        Self::reassign(&mut s);
+        let departed: Vec<u64> = s.left.iter().copied().collect();
+        for g in departed {
+            s.group_keys.insert(g, 0);
+        }
+    }
+
+    fn reassign(s: &mut FakeControllerState) {
         let groups: Vec<u64> = s.view.groups.keys().copied().collect();
         for i in 0..s.ranges.len() {
             if !groups.contains(&s.ranges[i]) {
@@ -478,6 +499,8 @@ impl ClusterApi for FakeController {
             s.calls.push(format!("Join {gids:?}"));
             for g in groups {
                 assert_eq!(g.addresses.len(), 3, "every member address is sent");
+                s.left.remove(&g.gid);
+                s.group_keys.entry(g.gid).or_insert(100);
                 s.view.groups.insert(g.gid, g.addresses);
             }
             if s.ranges.is_empty() {
@@ -496,6 +519,7 @@ impl ClusterApi for FakeController {
             s.calls.push(format!("Leave {gids:?}"));
             for g in &gids {
                 s.view.groups.remove(g);
+                s.left.insert(*g);
             }
             s.recount();
             Ok(s.view.config_num)
@@ -503,24 +527,18 @@ impl ClusterApi for FakeController {
         .boxed()
     }
 
-    fn group_leader<'a>(
-        &'a self,
-        target: &'a Target,
-    ) -> BoxFuture<'a, Result<Option<GroupLeader>>> {
+    fn group_status<'a>(&'a self, target: &'a Target) -> BoxFuture<'a, Result<GroupReport>> {
         async move {
             let gid: u64 = target.key.rsplit_once("/g").unwrap().1.parse().unwrap();
-            let id = self
-                .state
-                .lock()
-                .unwrap()
-                .group_leaders
-                .get(&gid)
-                .copied()
-                .unwrap_or(1);
+            let s = self.state.lock().unwrap();
+            let id = s.group_leaders.get(&gid).copied().unwrap_or(1);
             let address = target.endpoints[(id - 1) as usize]
                 .trim_start_matches("http://")
                 .to_string();
-            Ok(Some(GroupLeader { id, address }))
+            Ok(GroupReport {
+                leader: Some(GroupLeader { id, address }),
+                key_count: s.group_keys.get(&gid).copied().unwrap_or(0),
+            })
         }
         .boxed()
     }

@@ -236,7 +236,16 @@ fn schema_has_cel_rules_and_enums() {
             .cloned()
             .unwrap_or_default()
     };
-    assert_eq!(rules(&spec["partitioning"])[0]["rule"], "self == oldSelf");
+    let part = rules(&spec["partitioning"]);
+    assert!(
+        part.iter().any(|r| r["rule"] == "self == oldSelf"),
+        "{part:?}"
+    );
+    assert!(
+        part.iter()
+            .any(|r| r["rule"].as_str().unwrap().contains("initialRanges == 1")),
+        "{part:?}"
+    );
     assert_eq!(
         rules(&spec["groups"]["properties"]["replicas"])[0]["rule"],
         "self % 2 == 1"
@@ -403,11 +412,20 @@ fn cel_rules_reject_even_replicas_long_names_and_partitioning_changes() {
     );
 
     let mut changed = minimal();
-    changed["spec"]["partitioning"] = json!({"mode": "range", "initialRanges": 16});
+    changed["spec"]["partitioning"] = json!({"mode": "range"});
     assert!(
         kube::core::cel::validate_cel_update(&typed(changed), &ok).is_err(),
         "partitioning is immutable"
     );
+    let mut range16 = minimal();
+    range16["spec"]["partitioning"] = json!({"mode": "range", "initialRanges": 16});
+    assert!(
+        kube::core::cel::validate_cel(&typed(range16)).is_err(),
+        "range mode starts from one range"
+    );
+    let mut hash64 = minimal();
+    hash64["spec"]["partitioning"] = json!({"mode": "hash", "initialRanges": 64});
+    kube::core::cel::validate_cel(&typed(hash64)).expect("hash mode takes initialRanges");
     let mut scaled = minimal();
     scaled["spec"]["groups"]["count"] = json!(5);
     kube::core::cel::validate_cel_update(&typed(scaled), &ok).expect("scaling is allowed");

@@ -43,10 +43,6 @@ pub fn data(cluster: &str, spec: &ShardedClusterSpec) -> BTreeMap<String, String
         ("SHARDLINE_CLUSTER".into(), cluster.into()),
         ("SHARDLINE_PARTITIONING".into(), p.mode.as_flag().into()),
         (
-            "SHARDLINE_INITIAL_RANGES".into(),
-            p.initial_ranges.to_string(),
-        ),
-        (
             "SHARDLINE_HOT_THRESHOLD_OPS".into(),
             r.hot_threshold_ops_per_sec.to_string(),
         ),
@@ -104,7 +100,10 @@ mod tests {
         let d = cm.data.unwrap();
         assert!(d[ENTRYPOINT_KEY].contains("--node-id \"$((ordinal + 1))\""));
         assert_eq!(d["SHARDLINE_PARTITIONING"], "hash");
-        assert_eq!(d["SHARDLINE_INITIAL_RANGES"], "16");
+        assert!(
+            !d.contains_key("SHARDLINE_INITIAL_RANGES"),
+            "passed as a flag only when set"
+        );
         assert_eq!(d["SHARDLINE_SPLIT_COOLDOWN"], "300s");
         assert_eq!(
             cm.metadata.owner_references.unwrap()[0].kind,

@@ -48,11 +48,8 @@ pub fn command_args(cx: &BuildCtx, member: Member) -> Vec<String> {
         "--partitioning".into(),
         mode,
     ]);
-    if member == Member::Controller {
-        args.extend([
-            "--initial-ranges".into(),
-            cx.spec.partitioning.initial_ranges.to_string(),
-        ]);
+    if let (Member::Controller, Some(n)) = (member, cx.spec.partitioning.initial_ranges) {
+        args.extend(["--initial-ranges".into(), n.to_string()]);
     }
     args
 }
@@ -304,7 +301,7 @@ mod tests {
     fn controller_flags_follow_the_contract() {
         let mut cx = ctx(1, 1);
         cx.spec.controller.replicas = 1;
-        cx.spec.partitioning.initial_ranges = 8;
+        cx.spec.partitioning.initial_ranges = Some(8);
         let args = command_args(&cx, Member::Controller);
         assert_eq!(
             args.join(" "),

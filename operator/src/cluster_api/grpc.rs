@@ -18,7 +18,7 @@ use shardline_proto::pb::admin_client::AdminClient;
 use shardline_proto::pb::controller_client::ControllerClient;
 use tonic::transport::{Channel, Endpoint};
 
-use super::{ClusterApi, ClusterView, GroupLeader, Target};
+use super::{ClusterApi, ClusterView, GroupLeader, GroupReport, Target};
 use crate::error::{Error, Result};
 
 /// Cached channels by target key, with the endpoints they were built for.
@@ -135,19 +135,20 @@ impl ClusterApi for GrpcClusterApi {
         .boxed()
     }
 
-    fn group_leader<'a>(
-        &'a self,
-        target: &'a Target,
-    ) -> BoxFuture<'a, Result<Option<GroupLeader>>> {
+    fn group_status<'a>(&'a self, target: &'a Target) -> BoxFuture<'a, Result<GroupReport>> {
         async move {
             let mut client = AdminClient::new(self.channel(target)?);
             let resp = self
                 .call("Status", client.status(pb::StatusRequest {}))
                 .await?;
-            Ok(resp.leader_id.filter(|id| *id > 0).map(|id| GroupLeader {
+            let leader = resp.leader_id.filter(|id| *id > 0).map(|id| GroupLeader {
                 id,
                 address: resp.leader_addr,
-            }))
+            });
+            Ok(GroupReport {
+                leader,
+                key_count: resp.key_count,
+            })
         }
         .boxed()
     }

@@ -40,6 +40,15 @@ pub struct GroupLeader {
     pub address: String,
 }
 
+/// What a shard group says about itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupReport {
+    /// Its leader, None while it has none.
+    pub leader: Option<GroupLeader>,
+    /// Keys the answering member stores.
+    pub key_count: u64,
+}
+
 /// What `ClusterStatus` said, reduced to what the operator decides on.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ClusterView {
@@ -143,11 +152,10 @@ pub trait ClusterApi: Send + Sync + 'static {
     /// Removes groups; their ranges move to the rest. Returns the config num.
     fn leave<'a>(&'a self, target: &'a Target, gids: Vec<u64>) -> BoxFuture<'a, Result<u64>>;
 
-    /// The leader of one shard group, asked of its members through the
-    /// Admin service (`Status`): `(node id, address)`, or None while the
-    /// group has no leader.
-    fn group_leader<'a>(&'a self, target: &'a Target)
-        -> BoxFuture<'a, Result<Option<GroupLeader>>>;
+    /// One shard group's own report, asked of its members through the
+    /// Admin service (`Status`): its leader and how many keys it still
+    /// stores (a leaving group has handed off its data when this is 0).
+    fn group_status<'a>(&'a self, target: &'a Target) -> BoxFuture<'a, Result<GroupReport>>;
 
     /// Drops anything cached for the cluster (it is being deleted).
     fn forget(&self, target: &Target);

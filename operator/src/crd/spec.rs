@@ -162,26 +162,20 @@ pub struct StorageSpec {
 }
 
 /// Partitioning of the key space.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.mode == 'hash' || !has(self.initialRanges) || self.initialRanges == 1").message("range partitioning starts from a single range: leave initialRanges unset or 1"))]
 pub struct PartitioningSpec {
     /// `hash` spreads keys evenly (scans fan out); `range` keeps keys ordered.
     #[serde(default)]
     pub mode: PartitioningMode,
 
-    /// Number of ranges the controller creates at bootstrap.
-    #[serde(default = "default_initial_ranges")]
+    /// Ranges the controller creates at bootstrap: equal slices of the hash
+    /// space in `hash` mode (controller default 16); `range` mode starts
+    /// from one range and splits as it grows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 4096))]
-    pub initial_ranges: i32,
-}
-
-impl Default for PartitioningSpec {
-    fn default() -> Self {
-        Self {
-            mode: PartitioningMode::default(),
-            initial_ranges: default_initial_ranges(),
-        }
-    }
+    pub initial_ranges: Option<i32>,
 }
 
 /// Partitioning mode.
@@ -315,9 +309,6 @@ fn default_group_storage() -> StorageSpec {
         size: Quantity("10Gi".into()),
         storage_class_name: None,
     }
-}
-fn default_initial_ranges() -> i32 {
-    16
 }
 fn default_hot_threshold() -> i32 {
     5000

@@ -109,6 +109,10 @@ pub struct GroupStatus {
     /// Address of the group's leader, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub leader: Option<String>,
+    /// Keys the group reported storing (a leaving group is removed only once
+    /// this reaches 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_count: Option<i64>,
     /// Operations per second the group's leader last reported.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ops_per_sec: Option<f64>,

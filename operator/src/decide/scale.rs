@@ -3,8 +3,9 @@
 //! Groups are numbered `1..=count`. Scaling up provisions the new groups'
 //! StatefulSets and joins each group to the controller only once all its pods
 //! are ready. Scaling down drains the highest-numbered groups: `Leave` first,
-//! then wait until the group owns no ranges, and only then delete its
-//! objects. A group that is still draining when the count goes back up is
+//! then wait until the group owns no ranges in the latest config *and*
+//! reports that it stores no keys (its data has been handed off to the new
+//! owners), and only then delete its objects. A group that is still draining when the count goes back up is
 //! joined again (the scale-down is reverted) instead of being deleted.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -54,12 +55,15 @@ impl ScalePlan {
 
 /// Plans group changes. `existing` maps group ids that have a StatefulSet to
 /// what was observed; `view` is the controller's answer (None when it could
-/// not be asked, in which case nothing is joined, left or deleted).
+/// not be asked, in which case nothing is joined, left or deleted);
+/// `key_counts` holds the keys each group that answered says it stores (a
+/// group missing there is never deleted).
 pub fn plan(
     desired: i32,
     replicas: i32,
     existing: &BTreeMap<u64, StsObs>,
     view: Option<&ClusterView>,
+    key_counts: &BTreeMap<u64, u64>,
 ) -> ScalePlan {
     let desired = desired.max(0) as u64;
     let mut out = ScalePlan::default();
@@ -67,13 +71,14 @@ pub fn plan(
     all.extend(existing.keys().copied());
     for gid in all {
         let ready = existing.get(&gid).is_some_and(|s| s.all_ready(replicas));
+        let keys = key_counts.get(&gid).copied();
         if gid <= desired {
             out.keep.push(gid);
             let state = match view {
                 Some(v) if v.has_group(gid) => GroupState::Serving,
                 Some(v) if ready => {
                     out.join.push(gid);
-                    if v.ranges_of(gid) > 0 {
+                    if v.ranges_of(gid) > 0 || keys.is_some_and(|k| k > 0) {
                         out.reverted.push(gid);
                     }
                     GroupState::Joining
@@ -89,7 +94,7 @@ pub fn plan(
                 out.leave.push(gid);
                 GroupState::Draining
             }
-            Some(v) if v.ranges_of(gid) == 0 => {
+            Some(v) if v.ranges_of(gid) == 0 && keys == Some(0) => {
                 out.delete.push(gid);
                 GroupState::Drained
             }
@@ -121,6 +126,14 @@ mod tests {
             .collect()
     }
 
+    fn none() -> BTreeMap<u64, u64> {
+        BTreeMap::new()
+    }
+
+    fn keys(k: &[(u64, u64)]) -> BTreeMap<u64, u64> {
+        k.iter().copied().collect()
+    }
+
     fn view(groups: &[u64], ranges: &[(u64, u32)]) -> ClusterView {
         ClusterView {
             groups: groups.iter().map(|g| (*g, vec![])).collect(),
@@ -131,7 +144,7 @@ mod tests {
 
     #[test]
     fn new_cluster_provisions_and_waits_for_pods() {
-        let p = plan(2, 3, &BTreeMap::new(), Some(&view(&[], &[])));
+        let p = plan(2, 3, &BTreeMap::new(), Some(&view(&[], &[])), &none());
         assert_eq!(p.keep, vec![1, 2]);
         assert!(p.join.is_empty() && p.leave.is_empty() && p.delete.is_empty());
         assert_eq!(p.states[&1], GroupState::Provisioning);
@@ -147,7 +160,7 @@ mod tests {
                 ready_replicas: 2,
             },
         );
-        let p = plan(2, 3, &existing, Some(&view(&[], &[])));
+        let p = plan(2, 3, &existing, Some(&view(&[], &[])), &none());
         assert_eq!(p.join, vec![1]);
         assert_eq!(p.states[&2], GroupState::Provisioning);
         assert!(p.reverted.is_empty());
@@ -155,7 +168,7 @@ mod tests {
 
     #[test]
     fn nothing_happens_without_the_controller() {
-        let p = plan(1, 3, &ready(&[1, 2]), None);
+        let p = plan(1, 3, &ready(&[1, 2]), None, &none());
         assert_eq!(p.keep, vec![1, 2]);
         assert!(p.join.is_empty() && p.leave.is_empty() && p.delete.is_empty());
         assert_eq!(p.states[&2], GroupState::Draining);
@@ -168,6 +181,7 @@ mod tests {
             3,
             &ready(&[1, 2]),
             Some(&view(&[1, 2], &[(1, 8), (2, 8)])),
+            &none(),
         );
         assert_eq!(p.keep, vec![1, 2]);
         assert!(p.join.is_empty() && p.leave.is_empty() && p.delete.is_empty());
@@ -177,24 +191,26 @@ mod tests {
     #[test]
     fn scale_down_leaves_then_waits_then_deletes() {
         let existing = ready(&[1, 2, 3]);
-        let p = plan(
-            2,
-            3,
-            &existing,
-            Some(&view(&[1, 2, 3], &[(1, 5), (2, 5), (3, 6)])),
-        );
+        let all = view(&[1, 2, 3], &[(1, 5), (2, 5), (3, 6)]);
+        let p = plan(2, 3, &existing, Some(&all), &keys(&[(3, 500)]));
         assert_eq!(p.leave, vec![3]);
         assert!(p.delete.is_empty());
         assert_eq!(p.keep, vec![1, 2, 3], "draining group's objects stay");
-        let p = plan(
-            2,
-            3,
-            &existing,
-            Some(&view(&[1, 2], &[(1, 8), (2, 6), (3, 2)])),
-        );
+        // Ranges still owned by the leaving group: wait.
+        let moving = view(&[1, 2], &[(1, 8), (2, 6), (3, 2)]);
+        let p = plan(2, 3, &existing, Some(&moving), &keys(&[(3, 120)]));
         assert!(p.leave.is_empty() && p.delete.is_empty());
         assert_eq!(p.states[&3], GroupState::Draining);
-        let p = plan(2, 3, &existing, Some(&view(&[1, 2], &[(1, 8), (2, 8)])));
+        // Ownership moved but the group still stores keys (hand-off running): wait.
+        let moved = view(&[1, 2], &[(1, 8), (2, 8)]);
+        let p = plan(2, 3, &existing, Some(&moved), &keys(&[(3, 40)]));
+        assert!(p.delete.is_empty());
+        assert_eq!(p.states[&3], GroupState::Draining);
+        // The group did not answer: never delete blind.
+        let p = plan(2, 3, &existing, Some(&moved), &none());
+        assert!(p.delete.is_empty());
+        // No ranges, no keys: delete.
+        let p = plan(2, 3, &existing, Some(&moved), &keys(&[(3, 0)]));
         assert_eq!(p.delete, vec![3]);
         assert_eq!(p.keep, vec![1, 2]);
         assert_eq!(p.states[&3], GroupState::Drained);
@@ -202,22 +218,23 @@ mod tests {
 
     #[test]
     fn scale_down_reverted_while_draining() {
-        let p = plan(
-            3,
-            3,
-            &ready(&[1, 2, 3]),
-            Some(&view(&[1, 2], &[(1, 7), (2, 7), (3, 2)])),
-        );
+        let existing = ready(&[1, 2, 3]);
+        let moving = view(&[1, 2], &[(1, 7), (2, 7), (3, 2)]);
+        let p = plan(3, 3, &existing, Some(&moving), &keys(&[(3, 90)]));
         assert_eq!(p.join, vec![3]);
         assert_eq!(p.reverted, vec![3]);
         assert!(p.delete.is_empty());
+        // Ranges already reassigned, data still there: also a revert.
+        let moved = view(&[1, 2], &[(1, 8), (2, 8)]);
+        let p = plan(3, 3, &existing, Some(&moved), &keys(&[(3, 90)]));
+        assert_eq!((p.join.clone(), p.reverted), (vec![3], vec![3]));
     }
 
     #[test]
     fn scale_up_joins_after_ready() {
         let mut existing = ready(&[1, 2]);
         let v = view(&[1, 2], &[(1, 8), (2, 8)]);
-        let p = plan(3, 3, &existing, Some(&v));
+        let p = plan(3, 3, &existing, Some(&v), &none());
         assert_eq!(p.keep, vec![1, 2, 3]);
         assert!(p.join.is_empty());
         existing.insert(
@@ -227,6 +244,6 @@ mod tests {
                 ready_replicas: 3,
             },
         );
-        assert_eq!(plan(3, 3, &existing, Some(&v)).join, vec![3]);
+        assert_eq!(plan(3, 3, &existing, Some(&v), &none()).join, vec![3]);
     }
 }

@@ -3,7 +3,7 @@
 //! disrupts anything: the reconciler reports `Degraded` with the problem's
 //! reason and message, emits a Warning event and stops there.
 
-use crate::crd::{ShardedClusterSpec, ShardedClusterStatus};
+use crate::crd::{PartitioningMode, ShardedClusterSpec, ShardedClusterStatus};
 
 /// Longest ShardedCluster name: `<name>-g<gid>-<ordinal>` plus the
 /// StatefulSet revision label must stay within 63 characters.
@@ -69,11 +69,20 @@ pub fn validate(
     }
     check_replicas("controller", spec.controller.replicas)?;
     check_replicas("groups", spec.groups.replicas)?;
-    if spec.partitioning.initial_ranges < 1 {
-        return Err(SpecProblem::new(
-            "InvalidPartitioning",
-            "partitioning.initialRanges must be at least 1",
-        ));
+    match (spec.partitioning.mode, spec.partitioning.initial_ranges) {
+        (_, Some(n)) if n < 1 => {
+            return Err(SpecProblem::new(
+                "InvalidPartitioning",
+                "partitioning.initialRanges must be at least 1",
+            ));
+        }
+        (PartitioningMode::Range, Some(n)) if n != 1 => {
+            return Err(SpecProblem::new(
+                "InvalidPartitioning",
+                format!("range partitioning starts from a single range; initialRanges is {n}"),
+            ));
+        }
+        _ => {}
     }
     let Some(status) = status else { return Ok(()) };
     if let Some(recorded) = &status.partitioning {
@@ -91,7 +100,7 @@ pub fn validate(
             return Err(SpecProblem::new(
                 "PartitioningChanged",
                 format!(
-                    "partitioning.initialRanges is fixed at creation ({}); the spec asks for {}",
+                    "partitioning.initialRanges is fixed at creation ({:?}); the spec asks for {:?}",
                     recorded.initial_ranges, spec.partitioning.initial_ranges
                 ),
             ));
@@ -127,7 +136,7 @@ pub fn validate(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crd::{ControllerStatus, GroupState, GroupStatus, PartitioningMode};
+    use crate::crd::{ControllerStatus, GroupState, GroupStatus};
 
     fn spec(count: i32, replicas: i32) -> ShardedClusterSpec {
         serde_json::from_value(
@@ -151,6 +160,7 @@ mod tests {
                 range_count: 4,
                 leader_id: None,
                 leader: None,
+                key_count: None,
                 ops_per_sec: None,
             }],
             ..Default::default()
@@ -201,7 +211,7 @@ mod tests {
         assert_eq!(p.reason, "PartitioningChanged");
         assert!(p.message.contains("hash") && p.message.contains("range"));
         let mut changed = s;
-        changed.partitioning.initial_ranges = 32;
+        changed.partitioning.initial_ranges = Some(32);
         assert_eq!(
             validate("kv", &changed, Some(&status)).unwrap_err().reason,
             "PartitioningChanged"
@@ -228,6 +238,27 @@ mod tests {
             validate("kv", &spec(7, 3), Some(&status)),
             Ok(()),
             "group count may change"
+        );
+    }
+
+    #[test]
+    fn range_mode_starts_from_one_range() {
+        let mut s = spec(1, 3);
+        s.partitioning.mode = PartitioningMode::Range;
+        assert_eq!(validate("kv", &s, None), Ok(()));
+        s.partitioning.initial_ranges = Some(1);
+        assert_eq!(validate("kv", &s, None), Ok(()));
+        s.partitioning.initial_ranges = Some(8);
+        assert_eq!(
+            validate("kv", &s, None).unwrap_err().reason,
+            "InvalidPartitioning"
+        );
+        s.partitioning.mode = PartitioningMode::Hash;
+        assert_eq!(validate("kv", &s, None), Ok(()));
+        s.partitioning.initial_ranges = Some(0);
+        assert_eq!(
+            validate("kv", &s, None).unwrap_err().reason,
+            "InvalidPartitioning"
         );
     }
 

@@ -161,28 +161,41 @@ pub async fn apply_cluster(cluster: Arc<ShardedCluster>, ctx: Arc<Context>) -> R
     } else {
         None
     };
+    // Every group with a ready pod reports on itself: its leader (status,
+    // rollouts) and the keys it still stores (drain decisions).
+    let answering: Vec<u64> = observed
+        .groups()
+        .iter()
+        .filter(|(_, s)| s.ready_replicas > 0)
+        .map(|(g, _)| *g)
+        .collect();
+    let reports = observe::group_reports(
+        ctx.cluster_api.as_ref(),
+        &target.key,
+        &name,
+        &ns,
+        cx.spec.groups.replicas,
+        &answering,
+    )
+    .await;
+    let key_counts: BTreeMap<u64, u64> = reports.iter().map(|(g, r)| (*g, r.key_count)).collect();
+    let leaders: BTreeMap<u64, GroupLeader> = reports
+        .iter()
+        .filter_map(|(g, r)| r.leader.clone().map(|l| (*g, l)))
+        .collect();
     let plan = scale::plan(
         cx.spec.groups.count,
         cx.spec.groups.replicas,
         &observed.groups(),
         view.as_ref(),
+        &key_counts,
     );
-
     let serving: Vec<u64> = plan
         .states
         .iter()
         .filter(|(_, s)| **s == GroupState::Serving)
         .map(|(g, _)| *g)
         .collect();
-    let leaders = observe::group_leaders(
-        ctx.cluster_api.as_ref(),
-        &target.key,
-        &name,
-        &ns,
-        cx.spec.groups.replicas,
-        &serving,
-    )
-    .await;
 
     apply::apply_all(&ctx.client, &cx, &plan.keep).await?;
     let new_members = std::iter::once(Member::Controller)
@@ -267,7 +280,7 @@ pub async fn apply_cluster(cluster: Arc<ShardedCluster>, ctx: Arc<Context>) -> R
         observed: &observed,
         view: view.as_ref(),
         plan: &plan,
-        group_leaders: &leaders,
+        group_reports: &reports,
         rolling,
         now: now(),
     });

@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::ListParams;
 use kube::{Api, Client, ResourceExt};
 
-use crate::cluster_api::{ClusterApi, GroupLeader, Target};
+use crate::cluster_api::{ClusterApi, GroupReport, Target};
 use crate::decide::rollout::PodObs;
 use crate::decide::scale::StsObs;
 use crate::error::{Error, Result};
@@ -119,25 +119,25 @@ pub async fn observe(client: &Client, namespace: &str, cluster: &str) -> Result<
     Ok(out)
 }
 
-/// Asks each group in `gids` for its leader, concurrently. A group that
-/// does not answer is left out (its leader is unknown this round).
-pub async fn group_leaders(
+/// Asks each group in `gids` for its own report (leader, keys stored),
+/// concurrently. A group that does not answer is left out.
+pub async fn group_reports(
     api: &dyn ClusterApi,
     cluster_key: &str,
     cluster: &str,
     namespace: &str,
     replicas: i32,
     gids: &[u64],
-) -> BTreeMap<u64, GroupLeader> {
+) -> BTreeMap<u64, GroupReport> {
     let asks = gids.iter().map(|gid| async move {
         let target = Target {
             key: format!("{cluster_key}/g{gid}"),
             endpoints: names::group_endpoints(cluster, namespace, *gid, replicas),
         };
-        match api.group_leader(&target).await {
-            Ok(leader) => leader.map(|l| (*gid, l)),
+        match api.group_status(&target).await {
+            Ok(report) => Some((*gid, report)),
             Err(e) => {
-                tracing::debug!(gid, error = %e, "group did not report its leader");
+                tracing::debug!(gid, error = %e, "group did not answer Status");
                 None
             }
         }

@@ -8,7 +8,7 @@ use serde_json::json;
 
 use std::collections::BTreeMap;
 
-use crate::cluster_api::{ClusterView, GroupLeader};
+use crate::cluster_api::{ClusterView, GroupReport};
 use crate::crd::{
     ControllerStatus, GroupState, GroupStatus, Phase, ShardedCluster, ShardedClusterStatus,
 };
@@ -25,8 +25,8 @@ pub struct StatusInput<'a> {
     pub observed: &'a Observed,
     pub view: Option<&'a ClusterView>,
     pub plan: &'a ScalePlan,
-    /// Leaders the shard groups reported.
-    pub group_leaders: &'a BTreeMap<u64, GroupLeader>,
+    /// What the shard groups reported about themselves.
+    pub group_reports: &'a BTreeMap<u64, GroupReport>,
     /// Raft groups with a rollout in progress, by object name.
     pub rolling: Vec<String>,
     pub now: Time,
@@ -91,14 +91,18 @@ pub fn build(input: &StatusInput<'_>) -> (ShardedClusterStatus, Health) {
                 under_replicated.push(*gid);
             }
         }
+        let report = input.group_reports.get(gid);
         group_statuses.push(GroupStatus {
             gid: *gid as i64,
             state: *state,
             replicas: spec.groups.replicas,
             ready_replicas: obs.ready_replicas,
             range_count: input.view.map(|v| v.ranges_of(*gid) as i32).unwrap_or(0),
-            leader_id: input.group_leaders.get(gid).map(|l| l.id as i64),
-            leader: input.group_leaders.get(gid).map(|l| l.address.clone()),
+            leader_id: report.and_then(|r| r.leader.as_ref()).map(|l| l.id as i64),
+            leader: report
+                .and_then(|r| r.leader.as_ref())
+                .map(|l| l.address.clone()),
+            key_count: report.map(|r| r.key_count as i64),
             ops_per_sec: input.view.and_then(|v| v.ops_by_group.get(gid).copied()),
         });
     }
