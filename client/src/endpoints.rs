@@ -52,6 +52,9 @@ pub struct PlaygroundFile {
     /// HTTP (metrics, health) addresses of every process.
     #[serde(default)]
     pub http: Vec<String>,
+    /// gRPC addresses of the shard controller's members (empty: none).
+    #[serde(default)]
+    pub controllers: Vec<String>,
     /// The playground's data directory.
     pub data_dir: PathBuf,
     /// Process id of the `shardline playground` that wrote the file.

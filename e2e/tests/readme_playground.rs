@@ -76,6 +76,23 @@ fn playground_serves_the_cli_without_flags_and_stops_on_ctrl_c() -> Result<()> {
     ensure!(members.len() == 3, "status lists {} members", members.len());
     ensure!(members.iter().filter(|m| m["role"] == "leader").count() == 1, "exactly one leader: {doc}");
 
+    // The playground's controller knows the group: it was joined at start-up.
+    let file: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(home.path().join("playground.json"))?)?;
+    let controllers: Vec<String> = file["controllers"]
+        .as_array()
+        .context("controllers in the playground file")?
+        .iter()
+        .filter_map(|c| c.as_str().map(str::to_string))
+        .collect();
+    ensure!(controllers.len() == 3, "controllers: {controllers:?}");
+    let config = tokio::runtime::Runtime::new()?.block_on(async {
+        let c = shardline_client::controller::ControllerClient::connect(controllers, Default::default()).await?;
+        c.query(None).await
+    })?;
+    ensure!(config.groups.contains_key(&1), "group 1 not registered: {config:?}");
+    ensure!(config.ranges.iter().all(|r| r.gid == 1), "every range belongs to the only group");
+
     // Ctrl-C: the playground stops its children and exits cleanly.
     Command::new("kill").args(["-INT", &pg.id().to_string()]).status()?;
     let exit = wait_exit(&mut pg, Duration::from_secs(30))?;

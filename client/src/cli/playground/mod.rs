@@ -19,10 +19,12 @@ use tokio::signal::unix::{signal, SignalKind};
 
 use super::output::Report;
 use super::Context;
+use crate::controller::ControllerClient;
 use crate::endpoints::{self, PlaygroundFile, PlaygroundGroup};
 use crate::group_status::GroupStatus;
 use crate::options::ClientOptions;
 use crate::AdminClient;
+use shardline_proto::shardmap::Config;
 
 pub mod spec;
 pub mod supervisor;
@@ -32,6 +34,8 @@ pub use supervisor::Supervisor;
 
 /// Name of the shard-node binary.
 pub const NODE_BIN: &str = "shard-node";
+/// Name of the shard-controller binary.
+pub const CONTROLLER_BIN: &str = "shard-controller";
 
 #[derive(Debug, Args)]
 pub struct PlaygroundArgs {
@@ -52,6 +56,13 @@ pub struct PlaygroundArgs {
     /// The shard-node binary (default: next to this executable, then $PATH).
     #[arg(long, env = "SHARDLINE_NODE_BIN")]
     pub node_bin: Option<PathBuf>,
+    /// Members of the shard controller (0: run the group alone). They
+    /// listen on the ports 100 below the group's (7301.. by default).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(0..=5))]
+    pub controllers: u16,
+    /// The shard-controller binary (default: next to this executable, then $PATH).
+    #[arg(long, env = "SHARDLINE_CONTROLLER_BIN")]
+    pub controller_bin: Option<PathBuf>,
     /// How long to wait for a leader before giving up.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "30s")]
     pub ready_timeout: Duration,
@@ -59,6 +70,10 @@ pub struct PlaygroundArgs {
 
 pub async fn run(ctx: &Context, a: PlaygroundArgs) -> anyhow::Result<Report> {
     let node_bin = find_node_bin(a.node_bin.as_deref())?;
+    let controller_bin = match a.controllers {
+        0 => None,
+        _ => Some(find_bin(CONTROLLER_BIN, a.controller_bin.as_deref())?),
+    };
     let home = endpoints::shardline_home();
     let file_path = endpoints::playground_path(&home);
     if let Some(existing) = endpoints::read_playground_file(&file_path).ok().flatten() {
@@ -84,7 +99,7 @@ pub async fn run(ctx: &Context, a: PlaygroundArgs) -> anyhow::Result<Report> {
             (Some(t), p)
         }
     };
-    let spec = PlaygroundSpec::single_group(&SingleGroup {
+    let mut spec = PlaygroundSpec::single_group(&SingleGroup {
         node_bin: &node_bin,
         data_dir: &data_dir,
         base_port: a.base_port,
@@ -92,16 +107,24 @@ pub async fn run(ctx: &Context, a: PlaygroundArgs) -> anyhow::Result<Report> {
         partitioning: a.partitioning.as_deref(),
     })
     .map_err(anyhow::Error::msg)?;
+    if let Some(bin) = &controller_bin {
+        spec.add_controllers(bin, a.controllers, a.base_port, a.partitioning.as_deref())
+            .map_err(anyhow::Error::msg)?;
+    }
 
     check_ports_free(&spec)?;
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sup = Supervisor::start(&spec).await?;
     let ready = tokio::select! {
-        r = wait_ready(&spec, &mut sup, a.ready_timeout) => r,
+        r = async {
+            let leader = wait_ready(&spec, &mut sup, a.ready_timeout).await?;
+            let config = register_groups(ctx, &spec, a.ready_timeout).await?;
+            Ok::<_, anyhow::Error>((leader, config))
+        } => r,
         _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted before the group was ready")),
         _ = sigterm.recv() => Err(anyhow::anyhow!("terminated before the group was ready")),
     };
-    let leader = match ready {
+    let (leader, config) = match ready {
         Ok(l) => l,
         Err(e) => {
             sup.shutdown(Duration::from_secs(10)).await;
@@ -114,7 +137,15 @@ pub async fn run(ctx: &Context, a: PlaygroundArgs) -> anyhow::Result<Report> {
     std::fs::create_dir_all(&home).with_context(|| format!("creating {}", home.display()))?;
     std::fs::write(&file_path, serde_json::to_string_pretty(&file)?)
         .with_context(|| format!("writing {}", file_path.display()))?;
-    print_ready(ctx, &spec, &file, &file_path, &leader, temp.is_some());
+    print_ready(
+        ctx,
+        &spec,
+        &file,
+        &file_path,
+        &leader,
+        config.as_ref(),
+        temp.is_some(),
+    );
 
     loop {
         tokio::select! {
@@ -231,9 +262,44 @@ fn playground_file(spec: &PlaygroundSpec) -> PlaygroundFile {
             .iter()
             .map(|p| p.http_addr.to_string())
             .collect(),
+        controllers: spec.controllers.iter().map(ToString::to_string).collect(),
         data_dir: spec.data_dir.clone(),
         pid: std::process::id(),
     }
+}
+
+/// Registers every group with the controller (when the playground runs
+/// one) and returns the resulting config. A group already registered — a
+/// playground restarted on its `--data-dir` — is left as it is.
+async fn register_groups(
+    ctx: &Context,
+    spec: &PlaygroundSpec,
+    timeout: Duration,
+) -> anyhow::Result<Option<Config>> {
+    if spec.controllers.is_empty() {
+        return Ok(None);
+    }
+    let endpoints: Vec<String> = spec.controllers.iter().map(ToString::to_string).collect();
+    let opts = ctx.client_options().with_total_timeout(timeout);
+    let client = ControllerClient::connect(endpoints, opts).await?;
+    let latest = client
+        .query(None)
+        .await
+        .context("querying the controller")?;
+    let missing: Vec<(u64, Vec<String>)> = spec
+        .groups
+        .iter()
+        .filter(|g| !latest.groups.contains_key(&g.id))
+        .map(|g| (g.id, g.members.iter().map(ToString::to_string).collect()))
+        .collect();
+    if missing.is_empty() {
+        return Ok(Some(latest));
+    }
+    let config = client
+        .join(missing)
+        .await
+        .context("joining the group to the controller")?;
+    Ok(Some(config))
 }
 
 fn print_ready(
@@ -242,6 +308,7 @@ fn print_ready(
     file: &PlaygroundFile,
     path: &Path,
     leader: &str,
+    config: Option<&Config>,
     temp: bool,
 ) {
     let json = json!({
@@ -250,9 +317,15 @@ fn print_ready(
         "data_dir": file.data_dir,
         "playground_file": path,
         "groups": file.groups,
+        "controllers": file.controllers,
+        "config": config.map(|c| json!({
+            "num": c.num,
+            "ranges": c.ranges.len(),
+            "groups": c.groups.keys().collect::<Vec<_>>(),
+        })),
     });
     let mut human = format!(
-        "Shardline playground is up: {} members, leader {leader}.\n\n",
+        "Shardline playground is up: {} processes; group leader {leader}.\n\n",
         spec.processes.len()
     );
     for p in &spec.processes {
@@ -269,6 +342,15 @@ fn print_ready(
     } else {
         "kept"
     };
+    if let Some(c) = config {
+        human.push_str(&format!(
+            "\nController: {} (config {}: {} ranges over groups {:?}; try `shardline controller status`)",
+            file.controllers.join(","),
+            c.num,
+            c.ranges.len(),
+            c.groups.keys().collect::<Vec<_>>(),
+        ));
+    }
     human.push_str(&format!(
         "\nEndpoints: {}\nData:      {} ({data})\n\nTry, in another terminal:\n  shardline put hello world\n  shardline get hello\n  shardline status\n\nPress Ctrl-C to stop.\n",
         file.endpoints.join(","),
@@ -280,19 +362,25 @@ fn print_ready(
 /// The shard-node binary: `explicit`, else next to the running executable,
 /// else on `$PATH`.
 pub fn find_node_bin(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
+    find_bin(NODE_BIN, explicit)
+}
+
+/// The binary `name`: `explicit`, else next to the running executable, else
+/// on `$PATH`.
+pub fn find_bin(name: &str, explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
     if let Some(p) = explicit {
         if p.is_file() {
             return Ok(p.to_path_buf());
         }
-        bail!("shard-node binary {} does not exist", p.display());
+        bail!("{name} binary {} does not exist", p.display());
     }
     let beside = std::env::current_exe()
         .ok()
-        .and_then(|exe| exe.parent().map(|d| d.join(NODE_BIN)));
+        .and_then(|exe| exe.parent().map(|d| d.join(name)));
     let on_path = std::env::var_os("PATH")
         .map(|paths| {
             std::env::split_paths(&paths)
-                .map(|d| d.join(NODE_BIN))
+                .map(|d| d.join(name))
                 .collect::<Vec<_>>()
         })
         .unwrap_or_default();
@@ -302,8 +390,8 @@ pub fn find_node_bin(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
         .find(|p| p.is_file())
         .ok_or_else(|| {
             anyhow::anyhow!(
-                "cannot find the `{NODE_BIN}` binary next to this executable or on $PATH; \
-             build it with `cargo build --release` (or pass --node-bin)"
+                "cannot find the `{name}` binary next to this executable or on $PATH; \
+             build it with `cargo build --release` (or pass its path)"
             )
         })
 }

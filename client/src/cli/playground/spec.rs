@@ -2,9 +2,10 @@
 //! with its command line, addresses, data directory and log file, plus the
 //! groups they form.
 //!
-//! Today it holds one group of shard-node members; controllers and more
-//! groups are further [`ProcessSpec`]s (a new [`ProcessKind`]) and
-//! [`GroupSpec`]s, without touching the supervisor.
+//! It holds one group of shard-node members and, optionally, the members of
+//! the shard controller ([`PlaygroundSpec::add_controllers`]); more groups
+//! are further [`ProcessSpec`]s and [`GroupSpec`]s, without touching the
+//! supervisor.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -16,6 +17,8 @@ pub struct PlaygroundSpec {
     pub data_dir: PathBuf,
     pub processes: Vec<ProcessSpec>,
     pub groups: Vec<GroupSpec>,
+    /// gRPC addresses of the shard controller's members (empty: none).
+    pub controllers: Vec<SocketAddr>,
 }
 
 /// What a process is, for messages and readiness checks.
@@ -23,6 +26,8 @@ pub struct PlaygroundSpec {
 pub enum ProcessKind {
     /// One member of a shard group.
     ShardNode { group_id: u64, node_id: u64 },
+    /// One member of the shard controller.
+    Controller { node_id: u64 },
 }
 
 /// One child process.
@@ -125,9 +130,76 @@ impl PlaygroundSpec {
                 id: group_id,
                 members: grpc,
             }],
+            controllers: Vec::new(),
         })
     }
+
+    /// Adds `replicas` shard-controller members on the controller's
+    /// well-known ports: gRPC `base_port - 100 + n - 1` (7301.. for the
+    /// default 7401) and HTTP 10 higher, the defaults the CLI's
+    /// `controller` commands use.
+    pub fn add_controllers(
+        &mut self,
+        controller_bin: &Path,
+        replicas: u16,
+        base_port: u16,
+        partitioning: Option<&str>,
+    ) -> Result<(), String> {
+        if replicas == 0 {
+            return Ok(());
+        }
+        let first = u32::from(base_port)
+            .checked_sub(u32::from(CONTROLLER_PORT_BELOW))
+            .filter(|p| *p >= 1024)
+            .ok_or_else(|| {
+                format!("base port {base_port} leaves no room for controller ports below it")
+            })?;
+        let addr = |port: u32| SocketAddr::from(([127, 0, 0, 1], port as u16));
+        let ids: Vec<u64> = (1..=u64::from(replicas)).collect();
+        let grpc: Vec<SocketAddr> = ids.iter().map(|&id| addr(first + id as u32 - 1)).collect();
+        let peers = ids
+            .iter()
+            .zip(&grpc)
+            .map(|(id, a)| format!("{id}={a}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        for (&node_id, &grpc_addr) in ids.iter().zip(&grpc) {
+            let name = format!("ctrl-{node_id}");
+            let http_addr = addr(u32::from(grpc_addr.port()) + u32::from(CONTROLLER_HTTP_OFFSET));
+            let mut args = vec![
+                "--node-id".to_string(),
+                node_id.to_string(),
+                "--listen".into(),
+                grpc_addr.to_string(),
+                "--http-listen".into(),
+                http_addr.to_string(),
+                "--data-dir".into(),
+                self.data_dir.join(&name).display().to_string(),
+                "--peers".into(),
+                peers.clone(),
+            ];
+            if let Some(p) = partitioning {
+                args.extend(["--partitioning".to_string(), p.to_string()]);
+            }
+            self.processes.push(ProcessSpec {
+                log_path: self.data_dir.join("logs").join(format!("{name}.log")),
+                name,
+                kind: ProcessKind::Controller { node_id },
+                program: controller_bin.to_path_buf(),
+                args,
+                grpc_addr,
+                http_addr,
+            });
+        }
+        self.controllers = grpc;
+        Ok(())
+    }
 }
+
+/// The controller's gRPC ports start this far below the group's base port.
+pub const CONTROLLER_PORT_BELOW: u16 = 100;
+/// Offset between a controller member's gRPC and HTTP ports.
+pub const CONTROLLER_HTTP_OFFSET: u16 = 10;
 
 #[cfg(test)]
 mod tests {
@@ -156,6 +228,23 @@ mod tests {
              --partitioning range"
         );
         assert_eq!(spec.groups[0].members.len(), 3);
+        let mut with_ctrl = spec.clone();
+        with_ctrl
+            .add_controllers(Path::new("/bin/shard-controller"), 3, 7401, Some("range"))
+            .unwrap();
+        assert_eq!(with_ctrl.processes.len(), 6);
+        let c = &with_ctrl.processes[4];
+        assert_eq!(c.name, "ctrl-2");
+        assert_eq!(
+            c.args.join(" "),
+            "--node-id 2 --listen 127.0.0.1:7302 --http-listen 127.0.0.1:7312 --data-dir /d/ctrl-2 \
+             --peers 1=127.0.0.1:7301,2=127.0.0.1:7302,3=127.0.0.1:7303 --partitioning range"
+        );
+        assert_eq!(with_ctrl.controllers.len(), 3);
+        assert!(spec
+            .clone()
+            .add_controllers(Path::new("x"), 3, 1100, None)
+            .is_err());
         let too_high = SingleGroup {
             base_port: 65500,
             ..SingleGroup {
