@@ -27,6 +27,7 @@ use crate::error::ClientError;
 use crate::options::ClientOptions;
 
 pub mod bench;
+pub mod controller_cmd;
 mod kv_cmds;
 pub mod output;
 pub mod placement;
@@ -92,6 +93,10 @@ pub enum Command {
     Bench(bench::BenchArgs),
     /// Compare placement strategies (hash ring, rendezvous) offline.
     Placement(placement::PlacementArgs),
+    /// The shard controller: status, join, leave, move, split, query.
+    Controller(controller_cmd::ControllerArgs),
+    /// Shard-map configs: `config watch` streams them as they are made.
+    Config(controller_cmd::ConfigArgs),
 }
 
 /// Entry point of the binary: parses the command line, runs, prints, and
@@ -133,6 +138,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<Report> {
         Command::Status => status_cmd::status(&ctx).await,
         Command::Playground(a) => playground::run(&ctx, a).await,
         Command::Bench(a) => bench::run(&ctx, a).await,
+        Command::Controller(a) => controller_cmd::controller(&ctx, a).await,
+        Command::Config(a) => controller_cmd::config(&ctx, a).await,
         Command::Placement(a) => {
             // Prints its own output; nothing is left to print afterwards.
             placement::run(&a, ctx.output == OutputFormat::Json)?;
