@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
 use shardline_e2e::controller::TestController;
+use shardline_e2e::wait_until;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn group(gid: u64) -> (u64, Vec<String>) {
     (gid, vec![format!("10.2.{gid}.1:7400")])
@@ -22,6 +24,13 @@ async fn single_member_serves_and_refuses_a_different_bootstrap_on_restart() -> 
     let c1 = client.join(vec![group(1)]).await?;
     ensure!(c1.ranges.len() == 16 && c1.ranges.iter().all(|r| r.gid == 1), "16 hash ranges by default: {c1:?}");
     let c2 = client.join(vec![group(2)]).await?;
+    let http = ctl.members[0].http.clone();
+    let ready = http_get(&http, "/readyz").await?;
+    ensure!(ready.starts_with("HTTP/1.0 200") || ready.starts_with("HTTP/1.1 200"), "readyz: {ready}");
+    ensure!(http_get(&http, "/healthz").await?.contains(" 200 "), "healthz");
+    let metrics = http_get(&http, "/metrics").await?;
+    ensure!(metrics.contains("shardline_controller_latest_config 2"), "metrics: {metrics}");
+    ensure!(metrics.contains("shardline_controller_raft_is_leader 1"), "metrics: {metrics}");
 
     ensure!(ctl.terminate(1, Duration::from_secs(15))?, "clean exit on SIGTERM");
     for flags in [&["--partitioning", "range"][..], &["--initial-ranges", "32"][..]] {
@@ -69,8 +78,24 @@ async fn five_members(ctl: &mut TestController) -> Result<()> {
     let follower = ctl.running().into_iter().find(|id| *id != leader).context("a follower")?;
     let new = ctl.add_joining_member(&ctl.addr(follower))?;
     ctl.wait_config(new, c3.num, Duration::from_secs(30)).await?;
-    let st = ctl.status(new).await?;
-    ensure!(st.members.iter().any(|m| m.id == new && m.role == "follower"), "joined as a voter: {:?}", st.members);
+    let ctl_ref: &TestController = ctl;
+    wait_until("the joining member to become a voter", Duration::from_secs(30), || async move {
+        let st = ctl_ref.status(leader).await.ok()?;
+        st.members.iter().any(|m| m.id == new && m.role == "follower").then_some(())
+    })
+    .await?;
     ensure!(ctl.member_client(new).await?.query(Some(1)).await? == c1, "new member holds config 1");
     Ok(())
+}
+
+/// One plain HTTP/1.0 GET; returns the whole response.
+async fn http_get(addr: &str, path: &str) -> Result<String> {
+    let fetch = async {
+        let mut s = tokio::net::TcpStream::connect(addr).await?;
+        s.write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes()).await?;
+        let mut out = String::new();
+        s.read_to_string(&mut out).await?;
+        anyhow::Ok(out)
+    };
+    tokio::time::timeout(Duration::from_secs(5), fetch).await.context("HTTP GET timed out")?
 }
