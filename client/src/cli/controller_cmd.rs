@@ -3,8 +3,9 @@
 //! through [`ControllerClient`].
 //!
 //! The controller's members are found with `--controllers ADDR,...`, else
-//! `$SHARDLINE_CONTROLLERS`, else the well-known loopback ports
-//! [`DEFAULT_CONTROLLERS`] (the `shard-controller` defaults).
+//! `$SHARDLINE_CONTROLLERS`, else the `controllers` of a running
+//! playground's file, else the well-known loopback ports
+//! [`DEFAULT_CONTROLLERS`] (the `shard-controller` and playground defaults).
 //!
 //! # JSON documents (`--output json`)
 //! - a config (`join`, `leave`, `move`, `split`, `query`, and each line of
@@ -21,6 +22,8 @@
 //! `config watch` prints one line per config (one JSON document per line in
 //! JSON mode) as they are made, until Ctrl-C or `--count` configs.
 
+use std::path::Path;
+
 use anyhow::{bail, Context as _};
 use clap::{Args, Subcommand};
 use serde_json::{json, Value};
@@ -30,6 +33,7 @@ use shardline_proto::shardmap::Config;
 use super::output::{human_bytes, table};
 use super::{Context, OutputFormat, Report};
 use crate::controller::{ControllerClient, GroupSpec};
+use crate::endpoints;
 
 /// Addresses of a default local 3-member controller.
 pub const DEFAULT_CONTROLLERS: [&str; 3] = ["127.0.0.1:7301", "127.0.0.1:7302", "127.0.0.1:7303"];
@@ -40,7 +44,8 @@ pub const ENV_CONTROLLERS: &str = "SHARDLINE_CONTROLLERS";
 #[derive(Debug, Clone, Args)]
 pub struct ControllerTarget {
     /// Controller member addresses, comma separated (default:
-    /// $SHARDLINE_CONTROLLERS, then 127.0.0.1:7301,7302,7303).
+    /// $SHARDLINE_CONTROLLERS, then a running playground, then
+    /// 127.0.0.1:7301,7302,7303).
     #[arg(long, global = true, value_name = "ADDR,...")]
     pub controllers: Option<String>,
 }
@@ -99,25 +104,29 @@ pub enum ConfigCommand {
 }
 
 impl ControllerTarget {
-    /// The controller endpoints by precedence: flag, env, defaults.
-    pub fn endpoints(&self) -> Vec<String> {
-        let list = self
-            .controllers
-            .clone()
-            .or_else(|| std::env::var(ENV_CONTROLLERS).ok())
-            .filter(|s| !s.trim().is_empty());
-        match list {
-            Some(s) => s
-                .split(',')
-                .map(|a| a.trim().to_string())
-                .filter(|a| !a.is_empty())
-                .collect(),
-            None => DEFAULT_CONTROLLERS.iter().map(|s| s.to_string()).collect(),
+    /// The controller endpoints by precedence: flag, env, playground file,
+    /// defaults.
+    pub fn endpoints(&self) -> anyhow::Result<Vec<String>> {
+        let env = std::env::var(ENV_CONTROLLERS).ok();
+        self.endpoints_from(env.as_deref(), &endpoints::shardline_home())
+    }
+
+    fn endpoints_from(&self, env: Option<&str>, home: &Path) -> anyhow::Result<Vec<String>> {
+        for list in [self.controllers.as_deref(), env].into_iter().flatten() {
+            let list = endpoints::parse_list(list);
+            if !list.is_empty() {
+                return Ok(list);
+            }
         }
+        let file = endpoints::read_playground_file(&endpoints::playground_path(home))?;
+        if let Some(f) = file.filter(|f| !f.controllers.is_empty()) {
+            return Ok(f.controllers);
+        }
+        Ok(DEFAULT_CONTROLLERS.iter().map(|s| s.to_string()).collect())
     }
 
     async fn client(&self, ctx: &Context) -> anyhow::Result<ControllerClient> {
-        Ok(ControllerClient::connect(self.endpoints(), ctx.client_options()).await?)
+        Ok(ControllerClient::connect(self.endpoints()?, ctx.client_options()).await?)
     }
 }
 
@@ -383,10 +392,22 @@ mod tests {
         assert_eq!(parse_key("m").unwrap(), b"m".to_vec());
         assert!(parse_key("0x0").is_err());
         assert!(parse_key("0xzz").is_err());
-        let t = ControllerTarget {
-            controllers: Some("a:1, b:2".into()),
+        let home = tempfile::tempdir().unwrap();
+        let flag = ControllerTarget {
+            controllers: Some("a:1, http://b:2".into()),
         };
-        assert_eq!(t.endpoints(), vec!["a:1", "b:2"]);
+        let none = ControllerTarget { controllers: None };
+        let eps = |t: &ControllerTarget, env| t.endpoints_from(env, home.path()).unwrap();
+        assert_eq!(eps(&flag, Some("c:3")), vec!["a:1", "b:2"]);
+        assert_eq!(eps(&none, Some("c:3")), vec!["c:3"]);
+        assert_eq!(eps(&none, None), DEFAULT_CONTROLLERS.to_vec());
+        let file = serde_json::json!({
+            "endpoints": ["g:1"], "controllers": ["p:1", "p:2"], "data_dir": "/d", "pid": 1,
+        });
+        let path = endpoints::playground_path(home.path());
+        std::fs::write(&path, file.to_string()).unwrap();
+        assert_eq!(eps(&none, None), vec!["p:1", "p:2"]);
+        assert_eq!(eps(&none, Some("c:3")), vec!["c:3"]);
     }
 
     #[test]
