@@ -179,6 +179,7 @@ mod tests {
             endpoints: endpoints.iter().map(|s| s.to_string()).collect(),
             groups: vec![],
             http: vec![],
+            controllers: vec![],
             data_dir: home.join("data"),
             pid: 1,
         };

@@ -239,6 +239,7 @@ mod tests {
                 ),
             ],
             groups: vec![],
+            controllers: vec![],
         };
         let mut sup = Supervisor::start(&spec).await.unwrap();
         let exit = sup.next_exit().await.unwrap();
@@ -267,6 +268,7 @@ mod tests {
             data_dir: dir.path().into(),
             processes: vec![p],
             groups: vec![],
+            controllers: vec![],
         };
         let e = Supervisor::start(&spec).await.err().unwrap();
         assert!(format!("{e:#}").contains("starting x"));
