@@ -15,6 +15,8 @@ pub mod status;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_real;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

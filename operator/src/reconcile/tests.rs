@@ -2,102 +2,13 @@
 //! controller stand-in (see [`crate::fixtures`]).
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
 use http::Method;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use super::{reconcile, Context};
 use crate::crd::{GroupState, Phase, RetentionPolicy, ShardedCluster};
 use crate::decide::conditions::{DEGRADED, PROGRESSING, READY};
-use crate::fixtures::{cluster, context, Call, FakeApiServer, FakeController};
-
-fn cond<'a>(c: &'a ShardedCluster, t: &str) -> (&'a str, &'a str) {
-    let st = c.status.as_ref().expect("status written");
-    let x = st
-        .conditions
-        .iter()
-        .find(|x| x.type_ == t)
-        .unwrap_or_else(|| panic!("no {t} condition"));
-    (x.status.as_str(), x.reason.as_str())
-}
-
-fn event_reasons(calls: &[Call]) -> Vec<String> {
-    calls
-        .iter()
-        .filter(|c| c.path.contains("/events") && matches!(c.method, Method::POST | Method::PATCH))
-        .map(|c| {
-            c.body.as_ref().unwrap()["reason"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
-        .collect()
-}
-
-fn applied(calls: &[Call]) -> BTreeSet<String> {
-    calls
-        .iter()
-        .filter(|c| c.is_apply())
-        .map(|c| {
-            let kind = c.body.as_ref().unwrap()["kind"]
-                .as_str()
-                .unwrap()
-                .to_string();
-            format!("{kind}/{}", c.path.rsplit('/').next().unwrap())
-        })
-        .collect()
-}
-
-fn deletes(calls: &[Call]) -> Vec<String> {
-    calls
-        .iter()
-        .filter(|c| c.method == Method::DELETE)
-        .map(|c| c.path.clone())
-        .collect()
-}
-
-struct Harness {
-    api: FakeApiServer,
-    controller: Arc<FakeController>,
-    ctx: Arc<Context>,
-}
-
-impl Harness {
-    fn new(c: ShardedCluster) -> Self {
-        let (client, api) = FakeApiServer::start(&c);
-        let controller = FakeController::new();
-        let ctx = context(client, controller.clone());
-        Self {
-            api,
-            controller,
-            ctx,
-        }
-    }
-
-    async fn reconcile(&self) -> Vec<Call> {
-        reconcile(Arc::new(self.api.cluster()), self.ctx.clone())
-            .await
-            .expect("reconcile");
-        self.api.take_calls()
-    }
-
-    /// Runs reconciles, making every pod ready, until the cluster is Ready.
-    async fn bring_up(&self) {
-        for _ in 0..4 {
-            self.reconcile().await;
-            for sts in self.api.object_names("statefulsets") {
-                self.api.set_ready(&sts);
-            }
-        }
-        self.reconcile().await;
-        assert_eq!(
-            cond(&self.api.cluster(), READY).0,
-            "True",
-            "cluster came up"
-        );
-    }
-}
+use crate::fixtures::{applied, cluster, cond, deletes, event_reasons, Call, Harness};
 
 #[tokio::test]
 async fn new_cluster_creates_exactly_the_expected_objects_and_patches_status() {

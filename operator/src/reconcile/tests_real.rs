@@ -1,0 +1,212 @@
+//! The reconciler and the gRPC client against a real `shard-controller`
+//! member (the controller crate's `node::run`, one voter, on loopback). The
+//! Kubernetes API is the fake one, and so are the shard groups' Admin
+//! `Status` answers (no shard-node processes run here): the controller's
+//! shard map is the real thing.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use futures::future::BoxFuture;
+use shardline_controller::config::ControllerArgs;
+use shardline_proto::pb;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+use crate::cluster_api::grpc::GrpcClusterApi;
+use crate::cluster_api::{ClusterApi, ClusterView, GroupReport, Target};
+use crate::crd::GroupState;
+use crate::error::Result;
+use crate::fixtures::{cluster, deletes, FakeController, Harness};
+
+/// A controller member running in this process.
+struct RealController {
+    endpoint: String,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+    _dir: tempfile::TempDir,
+}
+
+impl RealController {
+    async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let grpc = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = grpc.local_addr().unwrap();
+        let args = ControllerArgs::try_parse_from([
+            "shard-controller".to_string(),
+            "--node-id=1".into(),
+            format!("--peers=1={addr}"),
+            format!("--listen={addr}"),
+            format!("--http-listen={}", http.local_addr().unwrap()),
+            format!("--data-dir={}", dir.path().display()),
+            "--initial-ranges=8".into(),
+        ])
+        .unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            shardline_controller::node::run(args, grpc, http, async {
+                let _ = stopped.await;
+            })
+            .await
+            .expect("controller ran");
+        });
+        Self {
+            endpoint: format!("http://{addr}"),
+            stop: Some(stop),
+            task,
+            _dir: dir,
+        }
+    }
+
+    async fn shutdown(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.task).await;
+    }
+}
+
+/// The real gRPC client pointed at the loopback controller (the cluster's
+/// in-cluster DNS names do not resolve here); group reports from the fake.
+struct Loopback {
+    grpc: GrpcClusterApi,
+    endpoint: String,
+    groups: Arc<FakeController>,
+}
+
+impl Loopback {
+    fn target(&self, t: &Target) -> Target {
+        Target {
+            key: t.key.clone(),
+            endpoints: vec![self.endpoint.clone()],
+        }
+    }
+}
+
+impl ClusterApi for Loopback {
+    fn cluster_status<'a>(&'a self, target: &'a Target) -> BoxFuture<'a, Result<ClusterView>> {
+        Box::pin(async move { self.grpc.cluster_status(&self.target(target)).await })
+    }
+
+    fn join<'a>(
+        &'a self,
+        target: &'a Target,
+        groups: Vec<pb::GroupMembers>,
+    ) -> BoxFuture<'a, Result<u64>> {
+        Box::pin(async move { self.grpc.join(&self.target(target), groups).await })
+    }
+
+    fn leave<'a>(&'a self, target: &'a Target, gids: Vec<u64>) -> BoxFuture<'a, Result<u64>> {
+        Box::pin(async move { self.grpc.leave(&self.target(target), gids).await })
+    }
+
+    fn group_status<'a>(&'a self, target: &'a Target) -> BoxFuture<'a, Result<GroupReport>> {
+        self.groups.group_status(target)
+    }
+
+    fn forget(&self, target: &Target) {
+        self.grpc.forget(target);
+    }
+}
+
+async fn wait_for_leader(api: &GrpcClusterApi, endpoint: &str) -> ClusterView {
+    let target = Target {
+        key: "probe".into(),
+        endpoints: vec![endpoint.into()],
+    };
+    for _ in 0..100 {
+        if let Ok(v) = api.cluster_status(&target).await {
+            if v.leader_id.is_some() {
+                return v;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("controller elected no leader");
+}
+
+#[tokio::test]
+async fn grpc_client_joins_and_leaves_on_a_real_controller() {
+    let ctl = RealController::start().await;
+    let api = GrpcClusterApi::new(Duration::from_secs(3));
+    let v = wait_for_leader(&api, &ctl.endpoint).await;
+    assert_eq!((v.leader_id, v.config_num, v.range_count), (Some(1), 0, 0));
+    let target = Target {
+        key: "ns/kv".into(),
+        endpoints: vec![ctl.endpoint.clone()],
+    };
+    let members = |gid: u64| pb::GroupMembers {
+        gid,
+        addresses: vec![format!("g{gid}-0:7401")],
+    };
+    let num = api
+        .join(&target, vec![members(1), members(2)])
+        .await
+        .unwrap();
+    let v = api.cluster_status(&target).await.unwrap();
+    assert_eq!(v.config_num, num);
+    assert_eq!(v.groups.keys().copied().collect::<Vec<_>>(), vec![1, 2]);
+    assert_eq!((v.range_count, v.ranges_of(1), v.ranges_of(2)), (8, 4, 4));
+    api.leave(&target, vec![2]).await.unwrap();
+    let v = api.cluster_status(&target).await.unwrap();
+    assert!(!v.has_group(2));
+    // The real controller reassigns a leaving group's ranges in the config at
+    // once; the operator therefore also waits for the group's own key count.
+    assert_eq!((v.ranges_of(1), v.ranges_of(2)), (8, 0));
+    assert!(
+        api.leave(&target, vec![7]).await.is_err(),
+        "unknown group is refused"
+    );
+    ctl.shutdown().await;
+}
+
+#[tokio::test]
+async fn reconciler_drives_a_real_controller_through_create_scale_down_and_up() {
+    let ctl = RealController::start().await;
+    wait_for_leader(&GrpcClusterApi::new(Duration::from_secs(3)), &ctl.endpoint).await;
+    let endpoint = ctl.endpoint.clone();
+    let h = Harness::with_api(cluster(2, true), move |groups| {
+        Arc::new(Loopback {
+            grpc: GrpcClusterApi::new(Duration::from_secs(3)),
+            endpoint,
+            groups,
+        })
+    });
+    h.bring_up().await;
+    let st = h.api.cluster().status.unwrap();
+    assert_eq!((st.ready_groups, st.range_count), (2, Some(8)));
+    assert!(st
+        .groups
+        .iter()
+        .all(|g| g.state == GroupState::Serving && g.range_count == 4));
+    let joined_at = st.config_num.unwrap();
+
+    // Scale down: Leave on the real controller; the group still stores keys.
+    h.controller.set_group_keys(2, 100);
+    h.api.edit(|c| c.spec.groups.count = 1);
+    h.reconcile().await;
+    let calls = h.reconcile().await;
+    assert!(deletes(&calls).is_empty(), "group 2 still holds data");
+    let st = h.api.cluster().status.unwrap();
+    assert!(st.config_num.unwrap() > joined_at);
+    let g2 = st.groups.iter().find(|g| g.gid == 2).unwrap();
+    assert_eq!((g2.state, g2.range_count), (GroupState::Draining, 0));
+    // Its data has been handed off: removed.
+    h.controller.set_group_keys(2, 0);
+    let calls = h.reconcile().await;
+    assert!(deletes(&calls).contains(&"/apis/apps/v1/namespaces/ns/statefulsets/kv-g2".to_string()));
+
+    // Scale up again: the same gid rejoins once its new pods are ready.
+    h.api.edit(|c| c.spec.groups.count = 2);
+    h.reconcile().await;
+    h.api.set_ready("kv-g2");
+    h.reconcile().await;
+    h.reconcile().await;
+    let st = h.api.cluster().status.unwrap();
+    assert_eq!(st.ready_groups, 2);
+    assert!(st
+        .groups
+        .iter()
+        .all(|g| g.state == GroupState::Serving && g.range_count == 4));
+    ctl.shutdown().await;
+}
