@@ -1,8 +1,9 @@
-//! The reconciler and the gRPC client against a real `shard-controller`
-//! member (the controller crate's `node::run`, one voter, on loopback). The
-//! Kubernetes API is the fake one, and so are the shard groups' Admin
-//! `Status` answers (no shard-node processes run here): the controller's
-//! shard map is the real thing.
+//! The reconciler and the gRPC client against real servers on loopback: a
+//! `shard-controller` member (the controller crate's `node::run`, one voter)
+//! and a `shard-node` member (`shard_node::node::run`) for the Admin
+//! `Status` call. In the reconcile scenario the Kubernetes API is the fake
+//! one and so are the shard groups' Status answers (their key counts are
+//! set by the test); the controller's shard map is the real thing.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -209,4 +210,48 @@ async fn reconciler_drives_a_real_controller_through_create_scale_down_and_up() 
         .iter()
         .all(|g| g.state == GroupState::Serving && g.range_count == 4));
     ctl.shutdown().await;
+}
+
+#[tokio::test]
+async fn group_status_reads_a_real_shard_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let grpc = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = grpc.local_addr().unwrap();
+    let args = shard_node::config::NodeArgs::try_parse_from([
+        "shard-node".to_string(),
+        "--node-id=1".into(),
+        "--group-id=3".into(),
+        format!("--peers=1={addr}"),
+        format!("--listen={addr}"),
+        format!("--http-listen={}", http.local_addr().unwrap()),
+        format!("--data-dir={}", dir.path().display()),
+    ])
+    .unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let node = tokio::spawn(shard_node::node::run(args, grpc, http, async {
+        let _ = stopped.await;
+    }));
+    let api = GrpcClusterApi::new(Duration::from_secs(3));
+    let target = Target {
+        key: "ns/kv/g3".into(),
+        endpoints: vec![format!("http://{addr}")],
+    };
+    let mut report = None;
+    for _ in 0..100 {
+        match api.group_status(&target).await {
+            Ok(r) if r.leader.is_some() => {
+                report = Some(r);
+                break;
+            }
+            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    let report = report.expect("the node elected itself");
+    let leader = report.leader.unwrap();
+    assert_eq!(leader.id, 1);
+    assert_eq!(leader.address, addr.to_string());
+    assert_eq!(report.key_count, 0);
+    let _ = stop.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(10), node).await;
 }
