@@ -262,7 +262,9 @@ pub async fn apply_cluster(cluster: Arc<ShardedCluster>, ctx: Arc<Context>) -> R
     for gid in &plan.delete {
         apply::delete_group(&ctx.client, &cx, *gid, delete_pvcs).await?;
         let pvcs = if delete_pvcs { "deleted" } else { "retained" };
-        let note = format!("group {gid} holds no ranges; removed its StatefulSet (PVCs {pvcs})");
+        let note = format!(
+            "group {gid} holds no ranges and no keys; removed its StatefulSet (PVCs {pvcs})"
+        );
         events::normal(&ctx.recorder, &oref, "Drained", "Delete", note).await;
     }
 
@@ -284,7 +286,6 @@ pub async fn apply_cluster(cluster: Arc<ShardedCluster>, ctx: Arc<Context>) -> R
         plan: &plan,
         group_reports: &reports,
         rolling,
-        now: now(),
     });
     let (phase, updates) = conditions::evaluate(&health);
     let st = status::with_conditions(st, phase, &updates, generation, &now());

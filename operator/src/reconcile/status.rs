@@ -29,7 +29,6 @@ pub struct StatusInput<'a> {
     pub group_reports: &'a BTreeMap<u64, GroupReport>,
     /// Raft groups with a rollout in progress, by object name.
     pub rolling: Vec<String>,
-    pub now: Time,
 }
 
 /// Writes `status` to the `/status` subresource.
