@@ -7,10 +7,6 @@
 //!
 //! # Layout
 //! - `log_store`: [`LogStore`], openraft's `RaftLogStorage`.
-//! - `log_writer`: the thread per log store that commits every log write in
-//!   queue order, batching queued writes into one transaction (one fsync).
-//! - `log_overlay`: entries appended but not yet durable, which readers lay
-//!   over redb.
 //! - [`records`]: typed records in metadata tables and the identity check.
 //! - [`applied`]: the last applied log id and membership records.
 //! - [`snapshot_slot`]: the persisted current snapshot.
@@ -19,10 +15,8 @@
 //!
 //! # Durability
 //! Log appends, truncation, purge and the vote commit with
-//! [`redb::Durability::Immediate`] (fsync before `commit` returns) on the log
-//! writer thread; `append` returns before that and its callback fires after
-//! it. A batch of only `save_committed` writes uses
-//! [`redb::Durability::None`] (see its doc). A state
+//! [`redb::Durability::Immediate`] (fsync before `commit` returns);
+//! `save_committed` uses [`redb::Durability::None`] (see its doc). A state
 //! machine that applies with `Durability::None` stays crash-safe as long as
 //! its snapshot writes are `Immediate`: redb commits are totally ordered, so
 //! the next durable commit persists every earlier one, and openraft re-applies
@@ -34,12 +28,7 @@ pub mod error;
 pub mod records;
 pub mod snapshot_slot;
 
-mod log_overlay;
 mod log_store;
-mod log_writer;
-
-#[cfg(test)]
-mod log_store_tests;
 
 use std::path::Path;
 use std::sync::Arc;
