@@ -18,7 +18,6 @@ use shardline_raft::store::StoreError;
 use shardline_raft::transport::RaftService;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio_stream::wrappers::TcpListenerStream;
 use tracing::{info, warn};
 
 use crate::config::{ControllerArgs, CONTROLLER_GROUP_ID};
@@ -127,7 +126,10 @@ pub async fn run(
             address: address.clone(),
         }))
         .add_service(RaftService::server(CONTROLLER_GROUP_ID, raft.clone()))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), wait_stop(stop_rx.clone()));
+        .serve_with_incoming_shutdown(
+            shardline_raft::process::nodelay_incoming(listener),
+            wait_stop(stop_rx.clone()),
+        );
     let grpc_task = tokio::spawn(grpc);
     info!(node_id = args.raft.node_id, %address, mode = %bootstrap.mode, initial_ranges = bootstrap.initial_ranges, "controller member serving");
 

@@ -51,8 +51,17 @@ impl TestController {
     pub fn start(n: u64, extra: &[&str]) -> Result<Self> {
         let dir = tempfile::tempdir()?;
         let members: Vec<ControllerMember> = (1..=n).map(|id| new_member(&dir, id, None)).collect();
-        let peers = members.iter().map(|m| format!("{}={}", m.id, m.addr)).collect::<Vec<_>>().join(",");
-        let mut c = TestController { dir, members, peers, extra: extra.iter().map(|s| s.to_string()).collect() };
+        let peers = members
+            .iter()
+            .map(|m| format!("{}={}", m.id, m.addr))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut c = TestController {
+            dir,
+            members,
+            peers,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+        };
         for id in 1..=n {
             c.spawn(id, &[])?;
         }
@@ -64,7 +73,10 @@ impl TestController {
     }
 
     fn member_mut(&mut self, id: u64) -> &mut ControllerMember {
-        self.members.iter_mut().find(|m| m.id == id).expect("member id")
+        self.members
+            .iter_mut()
+            .find(|m| m.id == id)
+            .expect("member id")
     }
 
     /// Starts member `id` with the common flags, then `more`.
@@ -75,9 +87,19 @@ impl TestController {
             Some(via) => vec!["--join".to_string(), via.clone()],
             None => vec!["--peers".to_string(), peers],
         };
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&m.log)?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&m.log)?;
         let child = Command::new(&binaries().shard_controller)
-            .args(["--node-id", &id.to_string(), "--listen", &m.addr, "--http-listen", &m.http])
+            .args([
+                "--node-id",
+                &id.to_string(),
+                "--listen",
+                &m.addr,
+                "--http-listen",
+                &m.http,
+            ])
             .arg("--data-dir")
             .arg(&m.data_dir)
             .args(&bootstrap)
@@ -96,7 +118,8 @@ impl TestController {
     /// Starts a new member that joins the running controller through `via`.
     pub fn add_joining_member(&mut self, via: &str) -> Result<u64> {
         let id = self.members.iter().map(|m| m.id).max().unwrap_or(0) + 1;
-        self.members.push(new_member(&self.dir, id, Some(via.to_string())));
+        self.members
+            .push(new_member(&self.dir, id, Some(via.to_string())));
         self.spawn(id, &[])?;
         Ok(id)
     }
@@ -110,7 +133,11 @@ impl TestController {
     }
 
     pub fn running(&self) -> Vec<u64> {
-        self.members.iter().filter(|m| m.is_running()).map(|m| m.id).collect()
+        self.members
+            .iter()
+            .filter(|m| m.is_running())
+            .map(|m| m.id)
+            .collect()
     }
 
     /// `kill -9` one member.
@@ -123,8 +150,12 @@ impl TestController {
 
     /// SIGTERM one member and wait for it to exit; returns its exit success.
     pub fn terminate(&mut self, id: u64, timeout: Duration) -> Result<bool> {
-        let Some(mut c) = self.member_mut(id).child.take() else { bail!("member {id} is not running") };
-        Command::new("kill").args(["-TERM", &c.id().to_string()]).status()?;
+        let Some(mut c) = self.member_mut(id).child.take() else {
+            bail!("member {id} is not running")
+        };
+        Command::new("kill")
+            .args(["-TERM", &c.id().to_string()])
+            .status()?;
         wait_exit(&mut c, timeout).map(|s| s.success())
     }
 
@@ -143,7 +174,9 @@ impl TestController {
 
     /// Waits for member `id` to exit on its own (e.g. refusing bad flags).
     pub fn wait_exit(&mut self, id: u64, timeout: Duration) -> Result<ExitStatus> {
-        let Some(mut c) = self.member_mut(id).child.take() else { bail!("member {id} is not running") };
+        let Some(mut c) = self.member_mut(id).child.take() else {
+            bail!("member {id} is not running")
+        };
         wait_exit(&mut c, timeout)
     }
 
@@ -162,30 +195,36 @@ impl TestController {
     /// itself claims leadership; returns it.
     pub async fn wait_for_leader(&self, timeout: Duration) -> Result<u64> {
         let running = self.running();
-        wait_until("a controller leader all running members agree on", timeout, || {
-            let running = running.clone();
-            async move {
-                let mut leader = None;
-                for id in running {
-                    let l = self.status(id).await.ok()?.leader_id?;
-                    if leader.is_some_and(|x| x != l) {
-                        return None;
+        wait_until(
+            "a controller leader all running members agree on",
+            timeout,
+            || {
+                let running = running.clone();
+                async move {
+                    let mut leader = None;
+                    for id in running {
+                        let l = self.status(id).await.ok()?.leader_id?;
+                        if leader.is_some_and(|x| x != l) {
+                            return None;
+                        }
+                        leader = Some(l);
                     }
-                    leader = Some(l);
+                    let l = leader?;
+                    (self.status(l).await.ok()?.state == "leader").then_some(l)
                 }
-                let l = leader?;
-                (self.status(l).await.ok()?.state == "leader").then_some(l)
-            }
-        })
+            },
+        )
         .await
     }
 
     /// Waits until member `id` has applied config `num` (its admin item
     /// count is the latest config number).
     pub async fn wait_config(&self, id: u64, num: u64, timeout: Duration) -> Result<()> {
-        wait_until(&format!("controller member {id} to apply config {num}"), timeout, || async move {
-            (self.status(id).await.ok()?.key_count >= num).then_some(())
-        })
+        wait_until(
+            &format!("controller member {id} to apply config {num}"),
+            timeout,
+            || async move { (self.status(id).await.ok()?.key_count >= num).then_some(()) },
+        )
         .await
     }
 
@@ -197,7 +236,11 @@ impl TestController {
     /// A client that asks member `first` first, then the others in order.
     pub async fn client_via(&self, first: u64) -> Result<ControllerClient> {
         let mut eps = vec![self.addr(first)];
-        eps.extend(self.endpoints().into_iter().filter(|a| *a != self.addr(first)));
+        eps.extend(
+            self.endpoints()
+                .into_iter()
+                .filter(|a| *a != self.addr(first)),
+        );
         Ok(ControllerClient::connect(eps, ClientOptions::default()).await?)
     }
 
@@ -211,7 +254,10 @@ impl TestController {
         for m in &self.members {
             let text = std::fs::read_to_string(&m.log).unwrap_or_default();
             let tail: Vec<&str> = text.lines().rev().take(40).collect();
-            eprintln!("----- controller member {} ({}) log tail -----", m.id, m.addr);
+            eprintln!(
+                "----- controller member {} ({}) log tail -----",
+                m.id, m.addr
+            );
             for l in tail.into_iter().rev() {
                 eprintln!("{l}");
             }

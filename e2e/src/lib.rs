@@ -36,9 +36,15 @@ pub fn binaries() -> &'static Binaries {
     BINS.get_or_init(|| {
         let exe = std::env::current_exe().expect("current exe");
         // target/<profile>/deps/<test> -> target/<profile>
-        let profile_dir = exe.parent().and_then(Path::parent).expect("profile dir").to_path_buf();
+        let profile_dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("profile dir")
+            .to_path_buf();
         let release = profile_dir.file_name().is_some_and(|n| n == "release");
-        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root");
+        let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .expect("workspace root");
         let mut cmd = Command::new(env!("CARGO"));
         cmd.current_dir(workspace).args([
             "build",
@@ -65,7 +71,10 @@ pub fn binaries() -> &'static Binaries {
 
 /// A port that was free a moment ago on 127.0.0.1.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
 }
 
 /// Polls `cond` every 50 ms until it yields `Some`, or fails after `timeout`.
@@ -125,8 +134,17 @@ impl TestGroup {
                 join: None,
             })
             .collect();
-        let peers = members.iter().map(|m| format!("{}={}", m.id, m.addr)).collect::<Vec<_>>().join(",");
-        let mut g = TestGroup { dir, members, peers, extra: extra.iter().map(|s| s.to_string()).collect() };
+        let peers = members
+            .iter()
+            .map(|m| format!("{}={}", m.id, m.addr))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut g = TestGroup {
+            dir,
+            members,
+            peers,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+        };
         for id in 1..=n {
             g.spawn(id)?;
         }
@@ -142,7 +160,10 @@ impl TestGroup {
     }
 
     fn member_mut(&mut self, id: u64) -> &mut Member {
-        self.members.iter_mut().find(|m| m.id == id).expect("member id")
+        self.members
+            .iter_mut()
+            .find(|m| m.id == id)
+            .expect("member id")
     }
 
     /// Starts a new member that joins the running group through `via`.
@@ -169,9 +190,21 @@ impl TestGroup {
             Some(via) => vec!["--join".to_string(), via.clone()],
             None => vec!["--peers".to_string(), peers],
         };
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&m.log)?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&m.log)?;
         let child = Command::new(&binaries().shard_node)
-            .args(["--node-id", &id.to_string(), "--group-id", "1", "--listen", &m.addr, "--http-listen", &m.http])
+            .args([
+                "--node-id",
+                &id.to_string(),
+                "--group-id",
+                "1",
+                "--listen",
+                &m.addr,
+                "--http-listen",
+                &m.http,
+            ])
             .arg("--data-dir")
             .arg(&m.data_dir)
             .args(&bootstrap)
@@ -204,7 +237,9 @@ impl TestGroup {
 
     /// SIGTERM one member and wait for it to exit; returns its exit success.
     pub fn terminate(&mut self, id: u64, timeout: Duration) -> Result<bool> {
-        let Some(mut c) = self.member_mut(id).child.take() else { bail!("member {id} is not running") };
+        let Some(mut c) = self.member_mut(id).child.take() else {
+            bail!("member {id} is not running")
+        };
         let pid = c.id().to_string();
         Command::new("kill").args(["-TERM", &pid]).status()?;
         let deadline = Instant::now() + timeout;
@@ -235,7 +270,12 @@ impl TestGroup {
 
     /// Waits until every running member reports the same leader; returns it.
     pub async fn wait_for_leader(&self, timeout: Duration) -> Result<u64> {
-        let running: Vec<u64> = self.members.iter().filter(|m| m.is_running()).map(|m| m.id).collect();
+        let running: Vec<u64> = self
+            .members
+            .iter()
+            .filter(|m| m.is_running())
+            .map(|m| m.id)
+            .collect();
         wait_until("a leader all running members agree on", timeout, || {
             let running = running.clone();
             async move {
@@ -258,11 +298,20 @@ impl TestGroup {
     }
 
     /// Waits until member `id` has applied at least `index`.
-    pub async fn wait_applied(&self, id: u64, index: u64, timeout: Duration) -> Result<pb::StatusResponse> {
-        wait_until(&format!("member {id} to apply index {index}"), timeout, || async move {
-            let st = self.status(id).await.ok()?;
-            (st.last_applied >= index).then_some(st)
-        })
+    pub async fn wait_applied(
+        &self,
+        id: u64,
+        index: u64,
+        timeout: Duration,
+    ) -> Result<pb::StatusResponse> {
+        wait_until(
+            &format!("member {id} to apply index {index}"),
+            timeout,
+            || async move {
+                let st = self.status(id).await.ok()?;
+                (st.last_applied >= index).then_some(st)
+            },
+        )
         .await
     }
 
@@ -306,5 +355,6 @@ impl Drop for TestGroup {
 
 /// Unwraps a typed error detail from a client error, for assertions.
 pub fn status_kind(status: &tonic::Status) -> Result<pb::error_detail::Kind> {
-    shardline_proto::status::detail_of(status).ok_or_else(|| anyhow!("status {status:?} carries no detail"))
+    shardline_proto::status::detail_of(status)
+        .ok_or_else(|| anyhow!("status {status:?} carries no detail"))
 }

@@ -22,28 +22,56 @@ async fn single_member_serves_and_refuses_a_different_bootstrap_on_restart() -> 
     ensure!(leader == 1, "the only member leads");
     let client = ctl.client().await?;
     let c1 = client.join(vec![group(1)]).await?;
-    ensure!(c1.ranges.len() == 16 && c1.ranges.iter().all(|r| r.gid == 1), "16 hash ranges by default: {c1:?}");
+    ensure!(
+        c1.ranges.len() == 16 && c1.ranges.iter().all(|r| r.gid == 1),
+        "16 hash ranges by default: {c1:?}"
+    );
     let c2 = client.join(vec![group(2)]).await?;
     let http = ctl.members[0].http.clone();
     let ready = http_get(&http, "/readyz").await?;
-    ensure!(ready.starts_with("HTTP/1.0 200") || ready.starts_with("HTTP/1.1 200"), "readyz: {ready}");
-    ensure!(http_get(&http, "/healthz").await?.contains(" 200 "), "healthz");
+    ensure!(
+        ready.starts_with("HTTP/1.0 200") || ready.starts_with("HTTP/1.1 200"),
+        "readyz: {ready}"
+    );
+    ensure!(
+        http_get(&http, "/healthz").await?.contains(" 200 "),
+        "healthz"
+    );
     let metrics = http_get(&http, "/metrics").await?;
-    ensure!(metrics.contains("shardline_controller_latest_config 2"), "metrics: {metrics}");
-    ensure!(metrics.contains("shardline_controller_raft_is_leader 1"), "metrics: {metrics}");
+    ensure!(
+        metrics.contains("shardline_controller_latest_config 2"),
+        "metrics: {metrics}"
+    );
+    ensure!(
+        metrics.contains("shardline_controller_raft_is_leader 1"),
+        "metrics: {metrics}"
+    );
 
-    ensure!(ctl.terminate(1, Duration::from_secs(15))?, "clean exit on SIGTERM");
-    for flags in [&["--partitioning", "range"][..], &["--initial-ranges", "32"][..]] {
+    ensure!(
+        ctl.terminate(1, Duration::from_secs(15))?,
+        "clean exit on SIGTERM"
+    );
+    for flags in [
+        &["--partitioning", "range"][..],
+        &["--initial-ranges", "32"][..],
+    ] {
         ctl.restart_with(1, flags)?;
         let exit = ctl.wait_exit(1, Duration::from_secs(20))?;
         ensure!(!exit.success(), "restart with {flags:?} must fail");
-        ensure!(ctl.log_text(1).contains("bootstrap mismatch"), "the log says why: {flags:?}");
+        ensure!(
+            ctl.log_text(1).contains("bootstrap mismatch"),
+            "the log says why: {flags:?}"
+        );
     }
 
     ctl.restart(1)?;
     ctl.wait_for_leader(Duration::from_secs(20)).await?;
     let latest = client.query(None).await?;
-    ensure!(latest == c2, "history survives: latest is config {}", latest.num);
+    ensure!(
+        latest == c2,
+        "history survives: latest is config {}",
+        latest.num
+    );
     ensure!(client.query(Some(1)).await? == c1, "config 1 unchanged");
     Ok(())
 }
@@ -62,7 +90,10 @@ async fn five_members(ctl: &mut TestController) -> Result<()> {
     let leader = ctl.wait_for_leader(Duration::from_secs(30)).await?;
     let client = ctl.client().await?;
     let c1 = client.join(vec![group(1), group(2)]).await?;
-    ensure!(c1.ranges.len() == 1 && c1.mode.as_str() == "range", "range mode starts with one range: {c1:?}");
+    ensure!(
+        c1.ranges.len() == 1 && c1.mode.as_str() == "range",
+        "range mode starts with one range: {c1:?}"
+    );
     let c2 = client.split(1, b"m".to_vec()).await?;
     let c3 = client.move_range(2, 2).await?;
     for id in 1..=5 {
@@ -72,19 +103,37 @@ async fn five_members(ctl: &mut TestController) -> Result<()> {
         ensure!(member.query(Some(3)).await? == c3, "member {id} config 3");
     }
     let status = client.status().await?;
-    ensure!(status.members.len() == 5 && status.leader_id == Some(leader), "status: {status:?}");
+    ensure!(
+        status.members.len() == 5 && status.leader_id == Some(leader),
+        "status: {status:?}"
+    );
 
     // A sixth member joins through a follower and catches up.
-    let follower = ctl.running().into_iter().find(|id| *id != leader).context("a follower")?;
+    let follower = ctl
+        .running()
+        .into_iter()
+        .find(|id| *id != leader)
+        .context("a follower")?;
     let new = ctl.add_joining_member(&ctl.addr(follower))?;
-    ctl.wait_config(new, c3.num, Duration::from_secs(30)).await?;
+    ctl.wait_config(new, c3.num, Duration::from_secs(30))
+        .await?;
     let ctl_ref: &TestController = ctl;
-    wait_until("the joining member to become a voter", Duration::from_secs(30), || async move {
-        let st = ctl_ref.status(leader).await.ok()?;
-        st.members.iter().any(|m| m.id == new && m.role == "follower").then_some(())
-    })
+    wait_until(
+        "the joining member to become a voter",
+        Duration::from_secs(30),
+        || async move {
+            let st = ctl_ref.status(leader).await.ok()?;
+            st.members
+                .iter()
+                .any(|m| m.id == new && m.role == "follower")
+                .then_some(())
+        },
+    )
     .await?;
-    ensure!(ctl.member_client(new).await?.query(Some(1)).await? == c1, "new member holds config 1");
+    ensure!(
+        ctl.member_client(new).await?.query(Some(1)).await? == c1,
+        "new member holds config 1"
+    );
     Ok(())
 }
 
@@ -92,10 +141,13 @@ async fn five_members(ctl: &mut TestController) -> Result<()> {
 async fn http_get(addr: &str, path: &str) -> Result<String> {
     let fetch = async {
         let mut s = tokio::net::TcpStream::connect(addr).await?;
-        s.write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes()).await?;
+        s.write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
+            .await?;
         let mut out = String::new();
         s.read_to_string(&mut out).await?;
         anyhow::Ok(out)
     };
-    tokio::time::timeout(Duration::from_secs(5), fetch).await.context("HTTP GET timed out")?
+    tokio::time::timeout(Duration::from_secs(5), fetch)
+        .await
+        .context("HTTP GET timed out")?
 }

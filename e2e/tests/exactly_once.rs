@@ -22,8 +22,14 @@ async fn retried_write_after_leader_change_applies_once() -> Result<()> {
     let new_leader = group.wait_for_leader(Duration::from_secs(20)).await?;
     ensure!(new_leader != leader);
     let idx_retry = client.put_with_header(first.header(), "k", "A").await?;
-    ensure!(idx_retry == idx_a, "the retry answered index {idx_retry}, the original applied at {idx_a}");
-    ensure!(client.get("k").await? == Some(b"B".to_vec()), "retry of A was applied again over B");
+    ensure!(
+        idx_retry == idx_a,
+        "the retry answered index {idx_retry}, the original applied at {idx_a}"
+    );
+    ensure!(
+        client.get("k").await? == Some(b"B".to_vec()),
+        "retry of A was applied again over B"
+    );
 
     // The same holds across a restart of every member (dedup is persisted).
     group.restart(leader)?;
@@ -41,8 +47,14 @@ async fn retried_write_after_leader_change_applies_once() -> Result<()> {
         let d2 = client.delete_with_header(t.header(), "k").await?;
         (d1, d2)
     };
-    ensure!(deleted.0.existed && deleted.1.existed, "a retried delete must report the original result: {deleted:?}");
+    ensure!(
+        deleted.0.existed && deleted.1.existed,
+        "a retried delete must report the original result: {deleted:?}"
+    );
     let again = client.put_with_header(first.header(), "k", "A").await;
-    ensure!(again.is_err() || client.get("k").await?.is_none(), "an old write must not resurrect the key");
+    ensure!(
+        again.is_err() || client.get("k").await?.is_none(),
+        "an old write must not resurrect the key"
+    );
     Ok(())
 }

@@ -19,11 +19,18 @@ async fn write_range(client: &shardline_client::KvClient, from: u64, to: u64) ->
 async fn follower_kept_down_past_compaction_catches_up_by_snapshot() -> Result<()> {
     let mut group = TestGroup::start(3, &["--keep-logs", "0"])?;
     let leader = group.wait_for_leader(Duration::from_secs(20)).await?;
-    let follower = group.members.iter().map(|m| m.id).find(|id| *id != leader).expect("a follower");
+    let follower = group
+        .members
+        .iter()
+        .map(|m| m.id)
+        .find(|id| *id != leader)
+        .expect("a follower");
     let client = group.client().await?;
     write_range(&client, 0, 200).await?;
     let before = group.status(leader).await?.last_applied;
-    group.wait_applied(follower, before, Duration::from_secs(20)).await?;
+    group
+        .wait_applied(follower, before, Duration::from_secs(20))
+        .await?;
 
     group.kill(follower);
     write_range(&client, 200, 600).await?;
@@ -31,20 +38,40 @@ async fn follower_kept_down_past_compaction_catches_up_by_snapshot() -> Result<(
     for m in group.members.iter().filter(|m| m.is_running()) {
         let admin = AdminClient::connect(vec![m.addr.clone()], quick_options()).await?;
         let idx = admin.compact().await?;
-        ensure!(idx > before, "member {} compacted to {idx}, not past {before}", m.id);
+        ensure!(
+            idx > before,
+            "member {} compacted to {idx}, not past {before}",
+            m.id
+        );
     }
-    let leader_st = shardline_e2e::wait_until("the leader to purge past the follower", Duration::from_secs(20), || {
-        let g = &group;
-        async move { g.status(leader).await.ok().filter(|s| s.purged_index > before) }
-    })
+    let leader_st = shardline_e2e::wait_until(
+        "the leader to purge past the follower",
+        Duration::from_secs(20),
+        || {
+            let g = &group;
+            async move {
+                g.status(leader)
+                    .await
+                    .ok()
+                    .filter(|s| s.purged_index > before)
+            }
+        },
+    )
     .await?;
 
     group.restart(follower)?;
-    let st = group.wait_applied(follower, leader_st.last_applied, Duration::from_secs(30)).await?;
-    ensure!(st.snapshot_index > before, "follower caught up without a snapshot (snapshot index {})", st.snapshot_index);
+    let st = group
+        .wait_applied(follower, leader_st.last_applied, Duration::from_secs(30))
+        .await?;
+    ensure!(
+        st.snapshot_index > before,
+        "follower caught up without a snapshot (snapshot index {})",
+        st.snapshot_index
+    );
     ensure!(st.key_count == 600, "follower holds {} keys", st.key_count);
     // Its own state serves the newest data.
-    let local = shardline_client::KvClient::connect(vec![group.addr(follower)], Default::default()).await?;
+    let local =
+        shardline_client::KvClient::connect(vec![group.addr(follower)], Default::default()).await?;
     ensure!(local.get_with("k599", ReadMode::Stale).await? == Some(b"v599".to_vec()));
     Ok(())
 }
@@ -57,12 +84,21 @@ async fn restarted_member_recovers_from_its_directory() -> Result<()> {
     write_range(&client, 0, 100).await?;
 
     // Graceful stop of the leader: SIGTERM drains and exits cleanly.
-    ensure!(group.terminate(leader, Duration::from_secs(15))?, "leader exited with an error on SIGTERM");
+    ensure!(
+        group.terminate(leader, Duration::from_secs(15))?,
+        "leader exited with an error on SIGTERM"
+    );
     write_range(&client, 100, 150).await?;
     group.restart(leader)?;
     let new_leader = group.wait_for_leader(Duration::from_secs(20)).await?;
     let target = group.status(new_leader).await?.last_applied;
-    let st = group.wait_applied(leader, target, Duration::from_secs(20)).await?;
-    ensure!(st.key_count == 150, "restarted member holds {} keys", st.key_count);
+    let st = group
+        .wait_applied(leader, target, Duration::from_secs(20))
+        .await?;
+    ensure!(
+        st.key_count == 150,
+        "restarted member holds {} keys",
+        st.key_count
+    );
     Ok(())
 }

@@ -26,7 +26,8 @@ async fn leader_kill_loses_no_acknowledged_write() -> Result<()> {
     let next = Arc::new(AtomicU64::new(0));
     let mut writers = Vec::new();
     for _ in 0..WRITERS {
-        let (client, acked, done, next) = (client.clone(), acked.clone(), done.clone(), next.clone());
+        let (client, acked, done, next) =
+            (client.clone(), acked.clone(), done.clone(), next.clone());
         writers.push(tokio::spawn(async move {
             let mut failures = Vec::new();
             loop {
@@ -56,12 +57,19 @@ async fn leader_kill_loses_no_acknowledged_write() -> Result<()> {
             while n < 400 {
                 let expected = (n > 0).then(|| n.to_string().into_bytes());
                 let out = client
-                    .compare_and_swap("counter", expected.as_deref(), Some((n + 1).to_string().as_bytes()))
+                    .compare_and_swap(
+                        "counter",
+                        expected.as_deref(),
+                        Some((n + 1).to_string().as_bytes()),
+                    )
                     .await;
                 match out {
                     Ok(o) if o.succeeded => n += 1,
                     Ok(o) => {
-                        mismatches.push(format!("step {n}: found {:?}", o.current.map(String::from_utf8)));
+                        mismatches.push(format!(
+                            "step {n}: found {:?}",
+                            o.current.map(String::from_utf8)
+                        ));
                         break;
                     }
                     Err(e) => {
@@ -83,10 +91,14 @@ async fn leader_kill_loses_no_acknowledged_write() -> Result<()> {
     let killed_at = Instant::now();
     group.kill(first_leader);
     // Time to the first write acknowledged after the kill.
-    let resumed = shardline_e2e::wait_until("a write acknowledged after the kill", Duration::from_secs(10), || {
-        let d = done.load(Ordering::SeqCst);
-        async move { (d > before_kill + WRITERS).then_some(()) }
-    })
+    let resumed = shardline_e2e::wait_until(
+        "a write acknowledged after the kill",
+        Duration::from_secs(10),
+        || {
+            let d = done.load(Ordering::SeqCst);
+            async move { (d > before_kill + WRITERS).then_some(()) }
+        },
+    )
     .await;
     let resume_time = killed_at.elapsed();
     resumed?;
@@ -97,24 +109,58 @@ async fn leader_kill_loses_no_acknowledged_write() -> Result<()> {
         failed.extend(w.await?);
     }
     let (count, mismatches) = counter.await?;
-    ensure!(failed.is_empty(), "{} writes failed after retries, e.g. {:?}", failed.len(), failed.first());
-    ensure!(mismatches.is_empty(), "CAS counter saw a double-applied or failed step: {mismatches:?}");
+    ensure!(
+        failed.is_empty(),
+        "{} writes failed after retries, e.g. {:?}",
+        failed.len(),
+        failed.first()
+    );
+    ensure!(
+        mismatches.is_empty(),
+        "CAS counter saw a double-applied or failed step: {mismatches:?}"
+    );
 
     let new_leader = group.wait_for_leader(Duration::from_secs(10)).await?;
-    ensure!(new_leader != first_leader, "the killed member cannot still lead");
+    ensure!(
+        new_leader != first_leader,
+        "the killed member cannot still lead"
+    );
     let acked = acked.lock().unwrap().clone();
-    ensure!(acked.len() as u64 == KEYS, "all {KEYS} writes acknowledged, got {}", acked.len());
+    ensure!(
+        acked.len() as u64 == KEYS,
+        "all {KEYS} writes acknowledged, got {}",
+        acked.len()
+    );
     for i in acked.keys() {
-        let got = client.get(format!("key-{i:05}")).await.with_context(|| format!("read key {i}"))?;
-        ensure!(got.as_deref() == Some(format!("value-{i}").as_bytes()), "key {i}: {got:?}");
+        let got = client
+            .get(format!("key-{i:05}"))
+            .await
+            .with_context(|| format!("read key {i}"))?;
+        ensure!(
+            got.as_deref() == Some(format!("value-{i}").as_bytes()),
+            "key {i}: {got:?}"
+        );
     }
     let final_count = client.get("counter").await?;
-    ensure!(final_count == Some(count.to_string().into_bytes()), "counter {final_count:?} != {count}");
+    ensure!(
+        final_count == Some(count.to_string().into_bytes()),
+        "counter {final_count:?} != {count}"
+    );
 
     // The killed member restarts from its directory and catches up.
     group.restart(first_leader)?;
     let leader_status = group.status(new_leader).await?;
-    let st = group.wait_applied(first_leader, leader_status.last_applied, Duration::from_secs(30)).await?;
-    ensure!(st.key_count == KEYS + 1, "restarted member holds {} keys", st.key_count);
+    let st = group
+        .wait_applied(
+            first_leader,
+            leader_status.last_applied,
+            Duration::from_secs(30),
+        )
+        .await?;
+    ensure!(
+        st.key_count == KEYS + 1,
+        "restarted member holds {} keys",
+        st.key_count
+    );
     Ok(())
 }

@@ -16,25 +16,46 @@ async fn member_joins_through_any_member_and_can_be_removed() -> Result<()> {
     for i in 0..50 {
         client.put(format!("k{i}"), "v").await?;
     }
-    let follower = group.members.iter().map(|m| m.id).find(|id| *id != leader).expect("follower");
+    let follower = group
+        .members
+        .iter()
+        .map(|m| m.id)
+        .find(|id| *id != leader)
+        .expect("follower");
     let new = group.add_joining_member(&group.addr(follower))?;
 
-    let st = wait_until("the new member to be a voter", Duration::from_secs(30), || {
-        let g = &group;
-        async move {
-            let st = g.status(leader).await.ok()?;
-            st.members.iter().any(|m| m.id == new && m.role == "follower").then_some(st)
-        }
-    })
+    let st = wait_until(
+        "the new member to be a voter",
+        Duration::from_secs(30),
+        || {
+            let g = &group;
+            async move {
+                let st = g.status(leader).await.ok()?;
+                st.members
+                    .iter()
+                    .any(|m| m.id == new && m.role == "follower")
+                    .then_some(st)
+            }
+        },
+    )
     .await?;
     ensure!(st.members.len() == 4, "members: {:?}", st.members);
-    let applied = group.wait_applied(new, st.last_applied, Duration::from_secs(20)).await?;
-    ensure!(applied.key_count == 50, "new member holds {} keys", applied.key_count);
+    let applied = group
+        .wait_applied(new, st.last_applied, Duration::from_secs(20))
+        .await?;
+    ensure!(
+        applied.key_count == 50,
+        "new member holds {} keys",
+        applied.key_count
+    );
 
     // Remove the member again through the admin API.
     let admin = AdminClient::connect(group.endpoints(), Default::default()).await?;
     let members = admin.remove_member(new).await?;
-    ensure!(members.iter().all(|m| m.id != new), "still a member: {members:?}");
+    ensure!(
+        members.iter().all(|m| m.id != new),
+        "still a member: {members:?}"
+    );
     client.put("after", "removal").await?;
     Ok(())
 }

@@ -14,10 +14,19 @@ use shardline_e2e::{binaries, free_port};
 #[test]
 fn readme_quick_start_commands_are_the_tested_ones() -> Result<()> {
     let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))?;
-    ensure!(readme.contains("shardline playground"), "README lost the playground command");
-    ensure!(readme.contains("cargo test --workspace --locked"), "README lost the test command");
+    ensure!(
+        readme.contains("shardline playground"),
+        "README lost the playground command"
+    );
+    ensure!(
+        readme.contains("cargo test --workspace --locked"),
+        "README lost the test command"
+    );
     let ci = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../.ci/run"))?;
-    ensure!(ci.contains("cargo test --workspace --locked"), ".ci/run must run the README's test command");
+    ensure!(
+        ci.contains("cargo test --workspace --locked"),
+        ".ci/run must run the README's test command"
+    );
     Ok(())
 }
 
@@ -67,18 +76,30 @@ fn playground_serves_the_cli_without_flags_and_stops_on_ctrl_c() -> Result<()> {
             .output()?)
     };
     let put = cli(&["put", "hello", "world"])?;
-    ensure!(put.status.success(), "put failed: {}", String::from_utf8_lossy(&put.stderr));
+    ensure!(
+        put.status.success(),
+        "put failed: {}",
+        String::from_utf8_lossy(&put.stderr)
+    );
     let get = cli(&["get", "hello"])?;
-    ensure!(String::from_utf8_lossy(&get.stdout).trim() == "world", "get printed {:?}", get.stdout);
+    ensure!(
+        String::from_utf8_lossy(&get.stdout).trim() == "world",
+        "get printed {:?}",
+        get.stdout
+    );
     let status = cli(&["-o", "json", "status"])?;
     let doc: serde_json::Value = serde_json::from_slice(&status.stdout)?;
     let members = doc["members"].as_array().context("members")?;
     ensure!(members.len() == 3, "status lists {} members", members.len());
-    ensure!(members.iter().filter(|m| m["role"] == "leader").count() == 1, "exactly one leader: {doc}");
+    ensure!(
+        members.iter().filter(|m| m["role"] == "leader").count() == 1,
+        "exactly one leader: {doc}"
+    );
 
     // The playground's controller knows the group: it was joined at start-up.
-    let file: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(home.path().join("playground.json"))?)?;
+    let file: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(
+        home.path().join("playground.json"),
+    )?)?;
     let controllers: Vec<String> = file["controllers"]
         .as_array()
         .context("controllers in the playground file")?
@@ -87,22 +108,40 @@ fn playground_serves_the_cli_without_flags_and_stops_on_ctrl_c() -> Result<()> {
         .collect();
     ensure!(controllers.len() == 3, "controllers: {controllers:?}");
     let config = tokio::runtime::Runtime::new()?.block_on(async {
-        let c = shardline_client::controller::ControllerClient::connect(controllers, Default::default()).await?;
+        let c = shardline_client::controller::ControllerClient::connect(
+            controllers,
+            Default::default(),
+        )
+        .await?;
         c.query(None).await
     })?;
-    ensure!(config.groups.contains_key(&1), "group 1 not registered: {config:?}");
-    ensure!(config.ranges.iter().all(|r| r.gid == 1), "every range belongs to the only group");
+    ensure!(
+        config.groups.contains_key(&1),
+        "group 1 not registered: {config:?}"
+    );
+    ensure!(
+        config.ranges.iter().all(|r| r.gid == 1),
+        "every range belongs to the only group"
+    );
 
     // Ctrl-C: the playground stops its children and exits cleanly.
-    Command::new("kill").args(["-INT", &pg.id().to_string()]).status()?;
+    Command::new("kill")
+        .args(["-INT", &pg.id().to_string()])
+        .status()?;
     let exit = wait_exit(&mut pg, Duration::from_secs(30))?;
     ensure!(exit.success(), "playground exited with {exit:?}");
     let after = cli(&["--timeout", "1s", "get", "hello"])?;
-    ensure!(!after.status.success(), "cluster still answering after Ctrl-C");
+    ensure!(
+        !after.status.success(),
+        "cluster still answering after Ctrl-C"
+    );
     Ok(())
 }
 
-fn wait_exit(child: &mut std::process::Child, timeout: Duration) -> Result<std::process::ExitStatus> {
+fn wait_exit(
+    child: &mut std::process::Child,
+    timeout: Duration,
+) -> Result<std::process::ExitStatus> {
     let deadline = std::time::Instant::now() + timeout;
     loop {
         if let Some(st) = child.try_wait()? {

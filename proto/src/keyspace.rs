@@ -118,18 +118,26 @@ pub struct KeyRange {
 impl KeyRange {
     /// The single range covering the whole routing-key space.
     pub fn full(id: u64, gid: u64) -> Self {
-        KeyRange { id, start: Vec::new(), end: Vec::new(), epoch: 0, gid }
+        KeyRange {
+            id,
+            start: Vec::new(),
+            end: Vec::new(),
+            epoch: 0,
+            gid,
+        }
     }
 
     /// Whether `routing_key` falls in this range.
     pub fn contains(&self, routing_key: &[u8]) -> bool {
-        routing_key >= self.start.as_slice() && (self.end.is_empty() || routing_key < self.end.as_slice())
+        routing_key >= self.start.as_slice()
+            && (self.end.is_empty() || routing_key < self.end.as_slice())
     }
 
     /// Whether `key` is strictly inside the range, so splitting there leaves
     /// two non-empty halves.
     pub fn is_interior(&self, routing_key: &[u8]) -> bool {
-        routing_key > self.start.as_slice() && (self.end.is_empty() || routing_key < self.end.as_slice())
+        routing_key > self.start.as_slice()
+            && (self.end.is_empty() || routing_key < self.end.as_slice())
     }
 }
 
@@ -139,9 +147,23 @@ pub fn initial_hash_ranges(n: u64, gid: u64) -> Vec<KeyRange> {
     let step = u64::MAX / n;
     (0..n)
         .map(|i| {
-            let start = if i == 0 { Vec::new() } else { (i * step).to_be_bytes().to_vec() };
-            let end = if i + 1 == n { Vec::new() } else { ((i + 1) * step).to_be_bytes().to_vec() };
-            KeyRange { id: i + 1, start, end, epoch: 0, gid }
+            let start = if i == 0 {
+                Vec::new()
+            } else {
+                (i * step).to_be_bytes().to_vec()
+            };
+            let end = if i + 1 == n {
+                Vec::new()
+            } else {
+                ((i + 1) * step).to_be_bytes().to_vec()
+            };
+            KeyRange {
+                id: i + 1,
+                start,
+                end,
+                epoch: 0,
+                gid,
+            }
         })
         .collect()
 }
@@ -177,7 +199,13 @@ mod tests {
 
     #[test]
     fn contains_and_interior_respect_bounds() {
-        let r = KeyRange { id: 1, start: b"b".to_vec(), end: b"d".to_vec(), epoch: 0, gid: 1 };
+        let r = KeyRange {
+            id: 1,
+            start: b"b".to_vec(),
+            end: b"d".to_vec(),
+            epoch: 0,
+            gid: 1,
+        };
         assert!(!r.contains(b"a"));
         assert!(r.contains(b"b"));
         assert!(r.contains(b"c"));

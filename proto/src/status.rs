@@ -20,13 +20,18 @@ pub fn detail_of(status: &Status) -> Option<Kind> {
     if status.details().is_empty() {
         return None;
     }
-    pb::ErrorDetail::decode(status.details()).ok().and_then(|d| d.kind)
+    pb::ErrorDetail::decode(status.details())
+        .ok()
+        .and_then(|d| d.kind)
 }
 
 /// `NotLeader`: this member is not the leader; `leader_addr` may be empty.
 pub fn not_leader(leader_id: Option<u64>, leader_addr: Option<String>) -> Status {
     let msg = match &leader_addr {
-        Some(a) if !a.is_empty() => format!("not leader; leader is node {} at {a}", leader_id.unwrap_or(0)),
+        Some(a) if !a.is_empty() => format!(
+            "not leader; leader is node {} at {a}",
+            leader_id.unwrap_or(0)
+        ),
         _ => "not leader; leader unknown".to_string(),
     };
     with_detail(

@@ -22,6 +22,8 @@
 //! - [`metrics`], [`probes`]: Raft gauges and the `/metrics`, `/healthz`,
 //!   `/readyz` HTTP endpoints.
 //! - [`error`]: [`ApiError`], what the shared services answer with.
+//! - [`process`]: logging set-up, the shutdown signal, and the gRPC
+//!   listener with `TCP_NODELAY` on accepted connections.
 
 use std::io::Cursor;
 
@@ -36,6 +38,7 @@ pub mod join;
 pub mod metrics;
 pub mod network;
 pub mod probes;
+pub mod process;
 pub mod raft_view;
 pub mod read_index;
 pub mod store;

@@ -16,7 +16,6 @@ use shardline_raft::store::StoreError;
 use shardline_raft::transport::RaftService;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio_stream::wrappers::TcpListenerStream;
 use tracing::{info, warn};
 
 use crate::config::NodeArgs;
@@ -101,7 +100,10 @@ pub async fn run(
             address: address.clone(),
         }))
         .add_service(RaftService::server(args.group_id, raft.clone()))
-        .serve_with_incoming_shutdown(nodelay_incoming(listener), wait_stop(stop_rx.clone()));
+        .serve_with_incoming_shutdown(
+            shardline_raft::process::nodelay_incoming(listener),
+            wait_stop(stop_rx.clone()),
+        );
     let grpc_task = tokio::spawn(grpc);
     info!(node_id = args.raft.node_id, group_id = args.group_id, %address, "member serving");
 
@@ -124,20 +126,6 @@ pub async fn run(
     watcher.abort();
     info!("member stopped");
     Ok(())
-}
-
-/// Accepted connections with Nagle's algorithm off: Raft heartbeats and
-/// small KV replies must not wait for delayed ACKs (a 40 ms stall per round
-/// trip otherwise). `Server::tcp_nodelay` only covers listeners tonic binds.
-fn nodelay_incoming(
-    listener: TcpListener,
-) -> impl futures::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
-    use futures::StreamExt;
-    TcpListenerStream::new(listener).map(|conn| {
-        let conn = conn?;
-        conn.set_nodelay(true)?;
-        Ok(conn)
-    })
 }
 
 /// A shard group's admin status reports its partitioning and key count.
