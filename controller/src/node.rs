@@ -4,20 +4,18 @@
 //! the shutdown future resolves.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use shardline_proto::limits::MAX_MESSAGE_BYTES;
 use shardline_proto::pb::admin_server::AdminServer;
 use shardline_proto::pb::controller_server::ControllerServer;
 use shardline_raft::admin::{AdminService, StatusSource};
+use shardline_raft::lifecycle::Lifecycle;
 use shardline_raft::network::{ChannelPool, RaftNetworkFactoryImpl};
-use shardline_raft::probes::{router, ProbeState};
 use shardline_raft::read_index::ReadIndex;
 use shardline_raft::store::StoreError;
 use shardline_raft::transport::RaftService;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::config::{ControllerArgs, CONTROLLER_GROUP_ID};
@@ -73,29 +71,15 @@ pub async fn run(
     let metrics = Metrics::new();
     let watchers = metrics.spawn_watchers(&raft, &map);
     let address = args.advertise_addr();
-    let serving = Arc::new(AtomicBool::new(true));
 
     shardline_raft::bootstrap::initialize_or_join(&args.raft, &raft, &pool, &address).await?;
 
     // One shutdown signal fans out to both servers and to open watches.
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let wait_stop = |mut rx: watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|s| *s).await;
-    };
-
-    let http = axum::serve(
-        http_listener,
-        router(ProbeState {
-            raft: raft.metrics(),
-            render: {
-                let metrics = metrics.clone();
-                Arc::new(move || metrics.render())
-            },
-            serving: serving.clone(),
-        }),
-    )
-    .with_graceful_shutdown(wait_stop(stop_rx.clone()));
-    let http_task = tokio::spawn(async move { http.await });
+    let mut life = Lifecycle::new();
+    life.spawn_probes(http_listener, raft.metrics(), {
+        let metrics = metrics.clone();
+        Arc::new(move || metrics.render())
+    });
 
     let service = ControllerService {
         raft: raft.clone(),
@@ -110,7 +94,7 @@ pub async fn run(
         loads: LoadTable::default(),
         metrics: metrics.clone(),
         bootstrap,
-        stop: stop_rx.clone(),
+        stop: life.stop_receiver(),
     };
     let grpc = tonic::transport::Server::builder()
         .tcp_nodelay(true)
@@ -128,23 +112,14 @@ pub async fn run(
         .add_service(RaftService::server(CONTROLLER_GROUP_ID, raft.clone()))
         .serve_with_incoming_shutdown(
             shardline_raft::process::nodelay_incoming(listener),
-            wait_stop(stop_rx.clone()),
+            life.stopped(),
         );
     let grpc_task = tokio::spawn(grpc);
     info!(node_id = args.raft.node_id, %address, mode = %bootstrap.mode, initial_ranges = bootstrap.initial_ranges, "controller member serving");
 
     shutdown.await;
     info!("shutdown requested; draining in-flight requests");
-    serving.store(false, Ordering::SeqCst);
-    let _ = stop_tx.send(true);
-    let grace = args.raft.shutdown_grace;
-    match tokio::time::timeout(grace, grpc_task).await {
-        Ok(Ok(Ok(()))) => {}
-        Ok(Ok(Err(e))) => warn!(error = %e, "gRPC server ended with an error"),
-        Ok(Err(e)) => warn!(error = %e, "gRPC server task failed"),
-        Err(_) => warn!(?grace, "in-flight requests did not finish in time"),
-    }
-    let _ = tokio::time::timeout(grace, http_task).await;
+    life.drain(grpc_task, args.raft.shutdown_grace).await;
     if let Err(e) = raft.shutdown().await {
         warn!(error = %e, "raft shutdown");
     }

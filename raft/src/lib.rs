@@ -22,6 +22,8 @@
 //! - [`metrics`], [`probes`]: Raft gauges and the `/metrics`, `/healthz`,
 //!   `/readyz` HTTP endpoints.
 //! - [`error`]: [`ApiError`], what the shared services answer with.
+//! - [`lifecycle`]: the stop signal, probe server and ordered drain both
+//!   servers share.
 //! - [`process`]: logging set-up, the shutdown signal, and the gRPC
 //!   listener with `TCP_NODELAY` on accepted connections.
 
@@ -35,6 +37,7 @@ pub mod args;
 pub mod bootstrap;
 pub mod error;
 pub mod join;
+pub mod lifecycle;
 pub mod metrics;
 pub mod network;
 pub mod probes;

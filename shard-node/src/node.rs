@@ -3,19 +3,17 @@
 //! everything down in order when the shutdown future resolves.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use shardline_proto::limits::MAX_MESSAGE_BYTES;
 use shardline_proto::pb::{admin_server::AdminServer, kv_server::KvServer};
 use shardline_raft::admin::{AdminService, StatusSource};
+use shardline_raft::lifecycle::Lifecycle;
 use shardline_raft::network::{ChannelPool, RaftNetworkFactoryImpl};
-use shardline_raft::probes::{router, ProbeState};
 use shardline_raft::read_index::ReadIndex;
 use shardline_raft::store::StoreError;
 use shardline_raft::transport::RaftService;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::config::NodeArgs;
@@ -57,29 +55,14 @@ pub async fn run(
     let metrics = Metrics::new();
     let watcher = metrics.spawn_raft_watcher(raft.clone());
     let address = args.advertise_addr();
-    let serving = Arc::new(AtomicBool::new(true));
 
     shardline_raft::bootstrap::initialize_or_join(&args.raft, &raft, &pool, &address).await?;
 
-    // One shutdown signal fans out to both servers.
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let wait_stop = |mut rx: watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|s| *s).await;
-    };
-
-    let http = axum::serve(
-        http_listener,
-        router(ProbeState {
-            raft: raft.metrics(),
-            render: {
-                let metrics = metrics.clone();
-                Arc::new(move || metrics.render())
-            },
-            serving: serving.clone(),
-        }),
-    )
-    .with_graceful_shutdown(wait_stop(stop_rx.clone()));
-    let http_task = tokio::spawn(async move { http.await });
+    let mut life = Lifecycle::new();
+    life.spawn_probes(http_listener, raft.metrics(), {
+        let metrics = metrics.clone();
+        Arc::new(move || metrics.render())
+    });
 
     let grpc = tonic::transport::Server::builder()
         .tcp_nodelay(true)
@@ -102,24 +85,14 @@ pub async fn run(
         .add_service(RaftService::server(args.group_id, raft.clone()))
         .serve_with_incoming_shutdown(
             shardline_raft::process::nodelay_incoming(listener),
-            wait_stop(stop_rx.clone()),
+            life.stopped(),
         );
     let grpc_task = tokio::spawn(grpc);
     info!(node_id = args.raft.node_id, group_id = args.group_id, %address, "member serving");
 
     shutdown.await;
     info!("shutdown requested; draining in-flight requests");
-    serving.store(false, Ordering::SeqCst);
-    let _ = stop_tx.send(true);
-    match tokio::time::timeout(args.raft.shutdown_grace, grpc_task).await {
-        Ok(Ok(Ok(()))) => {}
-        Ok(Ok(Err(e))) => warn!(error = %e, "gRPC server ended with an error"),
-        Ok(Err(e)) => warn!(error = %e, "gRPC server task failed"),
-        Err(_) => {
-            warn!(grace = ?args.raft.shutdown_grace, "in-flight requests did not finish in time")
-        }
-    }
-    let _ = tokio::time::timeout(args.raft.shutdown_grace, http_task).await;
+    life.drain(grpc_task, args.raft.shutdown_grace).await;
     if let Err(e) = raft.shutdown().await {
         warn!(error = %e, "raft shutdown");
     }
