@@ -13,14 +13,19 @@
 //! Batching changes no guarantee: each write is acknowledged only after the
 //! entry holding it is committed and applied, and exactly-once still holds
 //! per command through the session table.
+//!
+//! Each proposal carries this leader's clock and the session TTL
+//! ([`SessionClock`]), so every replica ages and expires client sessions
+//! the same way (see `store::dedup`).
 
 use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use openraft::error::{ClientWriteError, RaftError};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use crate::error::NodeError;
-use crate::types::{Applied, Command, NodeId, Proposal, Raft};
+use crate::types::{Applied, Command, NodeId, Proposal, Raft, SessionClock};
 
 /// Writes queued before callers wait to enqueue.
 const QUEUE_DEPTH: usize = 65_536;
@@ -31,6 +36,9 @@ pub const MAX_BATCH_COMMANDS: usize = 512;
 pub const MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
 /// Proposals in flight at once.
 const MAX_IN_FLIGHT: usize = 4;
+/// How long a client session may stay unused before its exactly-once
+/// results are forgotten. Far above any client's retry budget (seconds).
+pub const DEFAULT_SESSION_TTL: Duration = Duration::from_secs(3600);
 
 type Reply = oneshot::Sender<Result<Applied, Outcome>>;
 
@@ -69,10 +77,18 @@ pub struct Proposer {
 }
 
 impl Proposer {
-    /// Starts the batching task; it ends when every handle is dropped.
+    /// Starts the batching task with [`DEFAULT_SESSION_TTL`]; it ends when
+    /// every handle is dropped.
     pub fn spawn(raft: Raft) -> Self {
+        Self::spawn_with_session_ttl(raft, DEFAULT_SESSION_TTL)
+    }
+
+    /// Starts the batching task; sessions unused for `session_ttl` expire
+    /// (`Duration::ZERO`: never).
+    pub fn spawn_with_session_ttl(raft: Raft, session_ttl: Duration) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
-        tokio::spawn(run(raft, rx));
+        let ttl_ms = u64::try_from(session_ttl.as_millis()).unwrap_or(u64::MAX);
+        tokio::spawn(run(raft, ttl_ms, rx));
         Proposer { queue: tx }
     }
 
@@ -112,7 +128,21 @@ fn weight(c: &Command) -> usize {
     }
 }
 
-async fn run(raft: Raft, mut rx: mpsc::Receiver<(Command, Reply)>) {
+/// This leader's clock for a proposal: wall-clock milliseconds, at least 1
+/// (0 means "no clock").
+fn clock(session_ttl_ms: u64) -> SessionClock {
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+        .max(1);
+    SessionClock {
+        now_ms,
+        session_ttl_ms,
+    }
+}
+
+async fn run(raft: Raft, session_ttl_ms: u64, mut rx: mpsc::Receiver<(Command, Reply)>) {
     let slots = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     // A write that did not fit the previous batch starts the next one.
     let mut carry: Option<(Command, Reply)> = None;
@@ -142,7 +172,11 @@ async fn run(raft: Raft, mut rx: mpsc::Receiver<(Command, Reply)>) {
         let raft = raft.clone();
         tokio::spawn(async move {
             let (commands, replies): (Vec<Command>, Vec<Reply>) = batch.into_iter().unzip();
-            match raft.client_write(Proposal { commands }).await {
+            let proposal = Proposal {
+                commands,
+                clock: clock(session_ttl_ms),
+            };
+            match raft.client_write(proposal).await {
                 Ok(resp) => {
                     // The state machine answers every command, in order.
                     let n = replies.len();

@@ -86,11 +86,45 @@ pub struct Command {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Proposal {
     pub commands: Vec<Command>,
+    /// The proposing leader's clock, which ages client sessions.
+    pub clock: SessionClock,
 }
 
 impl From<Command> for Proposal {
+    /// A proposal of one command, without a clock (sessions neither age nor
+    /// expire).
     fn from(c: Command) -> Self {
-        Proposal { commands: vec![c] }
+        Proposal {
+            commands: vec![c],
+            clock: SessionClock::NONE,
+        }
+    }
+}
+
+/// Time as the proposing leader saw it, carried in the log so every replica
+/// ages client sessions identically (a replica's own clock would make the
+/// state machines diverge).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct SessionClock {
+    /// Milliseconds since the Unix epoch when the proposal was made; 0 means
+    /// "no clock": the proposal neither refreshes nor expires sessions.
+    pub now_ms: u64,
+    /// A session unused for longer than this is forgotten (its results and
+    /// floor are deleted); 0 means sessions never expire.
+    pub session_ttl_ms: u64,
+}
+
+impl SessionClock {
+    /// No clock: sessions are not touched.
+    pub const NONE: SessionClock = SessionClock {
+        now_ms: 0,
+        session_ttl_ms: 0,
+    };
+
+    /// Sessions last used before this instant (ms) are expired, if any.
+    pub fn expiry_cutoff_ms(&self) -> Option<u64> {
+        (self.now_ms > 0 && self.session_ttl_ms > 0)
+            .then(|| self.now_ms.saturating_sub(self.session_ttl_ms))
     }
 }
 

@@ -7,6 +7,16 @@
 //! - `dedup_floor`: `client_id` -> floor. Every seq below the floor was
 //!   acknowledged by the client (`Session::ack_below`): its result is forgotten
 //!   and a command still carrying it answers `DuplicateExpired { floor }`.
+//!
+//! Sessions age by the clock in each proposal (`SessionClock`, the
+//! leader's time carried in the log, so every replica agrees):
+//! - `dedup_seen`: `client_id` -> time of the client's latest write;
+//! - `dedup_expiry`: `seen BE ++ client_id` -> (), the same, ordered by time.
+//!
+//! A session unused for longer than the TTL is forgotten whole: its results,
+//! floor and times. A write of that client arriving afterwards is treated as
+//! new, so the TTL must exceed how long any client keeps retrying one write
+//! (the client's retries are bounded by seconds; the default TTL is an hour).
 
 use redb::{ReadableTable, Table};
 
@@ -18,6 +28,8 @@ use shardline_raft::store::StoreError;
 pub(crate) const DEDUP_KEY_LEN: usize = 16 + 8;
 /// Length of a dedup floor key: the client id.
 pub(crate) const CLIENT_ID_LEN: usize = 16;
+/// Length of an expiry index key: time then client id.
+const EXPIRY_KEY_LEN: usize = 8 + CLIENT_ID_LEN;
 
 /// What the session table says about a command before it is applied.
 #[derive(Debug, PartialEq, Eq)]
@@ -30,10 +42,20 @@ pub(crate) enum Verdict {
     Expired { floor: u64 },
 }
 
-/// The two session tables, open in the apply transaction.
+/// The session tables, open in the apply transaction.
 pub(crate) struct DedupTables<'txn> {
     pub results: Table<'txn, &'static [u8], &'static [u8]>,
     pub floors: Table<'txn, &'static [u8], u64>,
+    pub seen: Table<'txn, &'static [u8], u64>,
+    pub expiry: Table<'txn, &'static [u8], ()>,
+}
+
+/// The expiry index key of a client last seen at `seen_ms`.
+pub(crate) fn expiry_key(seen_ms: u64, client_id: &[u8]) -> [u8; EXPIRY_KEY_LEN] {
+    let mut key = [0u8; EXPIRY_KEY_LEN];
+    key[..8].copy_from_slice(&seen_ms.to_be_bytes());
+    key[8..].copy_from_slice(client_id);
+    key
 }
 
 /// The dedup key of `(client_id, seq)`.
@@ -77,6 +99,56 @@ impl DedupTables<'_> {
         self.results
             .retain_in::<&[u8], _>(low.as_slice()..high.as_slice(), |_, _| false)?;
         Ok(())
+    }
+
+    /// Records that `client_id` wrote at `now_ms` (moves its expiry entry).
+    pub(crate) fn touch(&mut self, client_id: &[u8; 16], now_ms: u64) -> Result<(), StoreError> {
+        let previous = self
+            .seen
+            .insert(client_id.as_slice(), now_ms)?
+            .map(|g| g.value());
+        if previous == Some(now_ms) {
+            return Ok(());
+        }
+        if let Some(previous) = previous {
+            self.expiry
+                .remove(expiry_key(previous, client_id).as_slice())?;
+        }
+        self.expiry
+            .insert(expiry_key(now_ms, client_id).as_slice(), ())?;
+        Ok(())
+    }
+
+    /// Forgets up to `max` sessions last seen before `cutoff_ms`, oldest
+    /// first: their results, floors and times. Returns how many it forgot.
+    /// The bound keeps one apply short; the rest go with later proposals.
+    pub(crate) fn expire(&mut self, cutoff_ms: u64, max: usize) -> Result<usize, StoreError> {
+        let end = expiry_key(cutoff_ms, &[0u8; CLIENT_ID_LEN]);
+        let mut idle = Vec::new();
+        for item in self.expiry.range::<&[u8]>(..end.as_slice())?.take(max) {
+            let (key, _) = item?;
+            idle.push(key.value().to_vec());
+        }
+        for key in &idle {
+            let client_id = &key[8..];
+            self.expiry.remove(key.as_slice())?;
+            self.seen.remove(client_id)?;
+            self.floors.remove(client_id)?;
+            let mut low = [0u8; DEDUP_KEY_LEN];
+            low[..CLIENT_ID_LEN].copy_from_slice(client_id);
+            let mut high = [0xffu8; DEDUP_KEY_LEN];
+            high[..CLIENT_ID_LEN].copy_from_slice(client_id);
+            self.results
+                .retain_in::<&[u8], _>(low.as_slice()..=high.as_slice(), |_, _| false)?;
+        }
+        if !idle.is_empty() {
+            tracing::debug!(
+                sessions = idle.len(),
+                cutoff_ms,
+                "expired idle client sessions"
+            );
+        }
+        Ok(idle.len())
     }
 
     fn floor(&self, client_id: &[u8; 16]) -> Result<u64, StoreError> {

@@ -79,6 +79,8 @@ fn init(db: &Database, group_id: u64, mode: PartitionMode) -> Result<(), StoreEr
         txn.open_table(tables::KV)?;
         txn.open_table(tables::DEDUP)?;
         txn.open_table(tables::DEDUP_FLOOR)?;
+        txn.open_table(tables::DEDUP_SEEN)?;
+        txn.open_table(tables::DEDUP_EXPIRY)?;
         tables::SNAPSHOT.create(&txn)?;
         let mut ranges = txn.open_table(tables::RANGES)?;
         let mut meta = txn.open_table(tables::SM_META)?;

@@ -5,7 +5,7 @@
 //!
 //! A snapshot is one postcard [`SnapshotPayload`]: group id and mode (checked
 //! on install), last applied log id and membership, ranges, every data pair
-//! and the whole session table. It is built from a redb read transaction, so
+//! and the whole session table (results, floors, last use). It is built from a redb read transaction, so
 //! applies continue while it is serialized, and held in memory as
 //! `Cursor<Vec<u8>>` (openraft's `SnapshotData` for this group), which costs
 //! memory proportional to the data held by the group.
@@ -21,12 +21,12 @@ use shardline_raft::store::applied::{read_applied_state, write_applied_state};
 use shardline_raft::store::codec::{decode, encode};
 use shardline_raft::store::{check, StoreError};
 
-use super::dedup::{CLIENT_ID_LEN, DEDUP_KEY_LEN};
+use super::dedup::{expiry_key, CLIENT_ID_LEN, DEDUP_KEY_LEN};
 use super::tables;
 use crate::types::{LogId, NodeId, Snapshot, SnapshotMeta, StoredMembership, TypeConfig};
 
 /// Version of the [`SnapshotPayload`] encoding.
-const SNAPSHOT_VERSION: u32 = 1;
+const SNAPSHOT_VERSION: u32 = 2;
 
 /// Everything the state machine holds, as shipped to followers.
 #[derive(Debug, Serialize, Deserialize)]
@@ -43,6 +43,9 @@ pub(crate) struct SnapshotPayload {
     pub dedup: Vec<(Vec<u8>, Vec<u8>)>,
     /// Raw dedup floors: `client_id` -> floor.
     pub floors: Vec<(Vec<u8>, u64)>,
+    /// Session last use: `client_id` -> ms (the expiry index is rebuilt
+    /// from it on install).
+    pub seen: Vec<(Vec<u8>, u64)>,
 }
 
 /// Builds snapshots of one node's state machine (openraft may run it
@@ -98,6 +101,11 @@ fn read_payload(
         let (k, v) = item?;
         floors.push((k.value().to_vec(), v.value()));
     }
+    let mut seen = Vec::new();
+    for item in txn.open_table(tables::DEDUP_SEEN)?.iter()? {
+        let (k, v) = item?;
+        seen.push((k.value().to_vec(), v.value()));
+    }
     Ok(SnapshotPayload {
         version: SNAPSHOT_VERSION,
         group_id,
@@ -108,6 +116,7 @@ fn read_payload(
         data,
         dedup,
         floors,
+        seen,
     })
 }
 
@@ -153,15 +162,16 @@ pub(crate) fn install(
             len: k.len(),
         });
     }
-    if let Some((k, _)) = payload
-        .floors
-        .iter()
-        .find(|(k, _)| k.len() != CLIENT_ID_LEN)
-    {
-        return Err(StoreError::MalformedKey {
-            table: "dedup_floor",
-            len: k.len(),
-        });
+    for (table, rows) in [
+        ("dedup_floor", &payload.floors),
+        ("dedup_seen", &payload.seen),
+    ] {
+        if let Some((k, _)) = rows.iter().find(|(k, _)| k.len() != CLIENT_ID_LEN) {
+            return Err(StoreError::MalformedKey {
+                table,
+                len: k.len(),
+            });
+        }
     }
 
     let txn = db.begin_write()?;
@@ -169,6 +179,8 @@ pub(crate) fn install(
     txn.delete_table(tables::RANGES)?;
     txn.delete_table(tables::DEDUP)?;
     txn.delete_table(tables::DEDUP_FLOOR)?;
+    txn.delete_table(tables::DEDUP_SEEN)?;
+    txn.delete_table(tables::DEDUP_EXPIRY)?;
     {
         let mut kv = txn.open_table(tables::KV)?;
         for (k, v) in &payload.data {
@@ -185,6 +197,12 @@ pub(crate) fn install(
         let mut floors = txn.open_table(tables::DEDUP_FLOOR)?;
         for (k, v) in &payload.floors {
             floors.insert(k.as_slice(), *v)?;
+        }
+        let mut seen = txn.open_table(tables::DEDUP_SEEN)?;
+        let mut expiry = txn.open_table(tables::DEDUP_EXPIRY)?;
+        for (k, v) in &payload.seen {
+            seen.insert(k.as_slice(), *v)?;
+            expiry.insert(expiry_key(*v, k).as_slice(), ())?;
         }
         let mut sm_meta = txn.open_table(tables::SM_META)?;
         write_applied_state(&mut sm_meta, meta.last_log_id, &meta.last_membership)?;

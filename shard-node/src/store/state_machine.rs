@@ -37,7 +37,17 @@ impl StateMachineStore {
     pub(crate) fn new(db: Arc<Database>, group_id: u64, mode: PartitionMode) -> Self {
         StateMachineStore { db, group_id, mode }
     }
+
+    /// The redb file, for tests that inspect tables directly.
+    #[cfg(test)]
+    pub(crate) fn db(&self) -> &Database {
+        &self.db
+    }
 }
+
+/// Idle sessions one proposal expires at most, so expiry never makes one
+/// apply long; a backlog drains over the following proposals.
+const MAX_EXPIRED_PER_ENTRY: usize = 64;
 
 /// Applies `entries` in one write transaction and returns one result per entry.
 ///
@@ -70,6 +80,8 @@ pub(crate) fn apply_entries(
         let mut dedup = DedupTables {
             results: txn.open_table(tables::DEDUP)?,
             floors: txn.open_table(tables::DEDUP_FLOOR)?,
+            seen: txn.open_table(tables::DEDUP_SEEN)?,
+            expiry: txn.open_table(tables::DEDUP_EXPIRY)?,
         };
         let mut last_applied = None;
         let mut membership = None;
@@ -80,11 +92,17 @@ pub(crate) fn apply_entries(
             // membership entries carry no commands.
             let result = match entry.payload {
                 EntryPayload::Blank => Vec::new(),
-                EntryPayload::Normal(proposal) => proposal
-                    .commands
-                    .into_iter()
-                    .map(|command| apply_command(&mut kv, &mut dedup, mode, index, command))
-                    .collect::<Result<Vec<_>, _>>()?,
+                EntryPayload::Normal(proposal) => {
+                    if let Some(cutoff) = proposal.clock.expiry_cutoff_ms() {
+                        dedup.expire(cutoff, MAX_EXPIRED_PER_ENTRY)?;
+                    }
+                    let now_ms = proposal.clock.now_ms;
+                    proposal
+                        .commands
+                        .into_iter()
+                        .map(|c| apply_command(&mut kv, &mut dedup, mode, index, now_ms, c))
+                        .collect::<Result<Vec<_>, _>>()?
+                }
                 EntryPayload::Membership(m) => {
                     membership = Some(StoredMembership::new(Some(entry.log_id), m));
                     Vec::new()
@@ -104,12 +122,14 @@ pub(crate) fn apply_entries(
     Ok(results)
 }
 
-/// Applies one command, consulting and updating the session table.
+/// Applies one command, consulting and updating the session table; a
+/// session's write at `now_ms` (the proposal's clock, 0 = none) refreshes it.
 fn apply_command(
     kv: &mut Table<&'static [u8], &'static [u8]>,
     dedup: &mut DedupTables<'_>,
     mode: PartitionMode,
     index: u64,
+    now_ms: u64,
     command: Command,
 ) -> Result<Applied, StoreError> {
     let Some(session) = command.session else {
@@ -118,6 +138,9 @@ fn apply_command(
             result: apply_op(kv, mode, command.op)?,
         });
     };
+    if now_ms > 0 {
+        dedup.touch(&session.client_id, now_ms)?;
+    }
     match dedup.check(&session)? {
         Verdict::Fresh => {
             let result = Applied {

@@ -18,6 +18,12 @@ pub(crate) const RANGES: TableDefinition<u64, &[u8]> = TableDefinition::new("ran
 pub(crate) const DEDUP: TableDefinition<&[u8], &[u8]> = TableDefinition::new("dedup");
 /// Dedup floors: client_id (16 bytes) -> lowest seq the client may still retry.
 pub(crate) const DEDUP_FLOOR: TableDefinition<&[u8], u64> = TableDefinition::new("dedup_floor");
+/// Session last use: client_id (16 bytes) -> milliseconds (the proposing
+/// leader's clock, `SessionClock::now_ms`) of the client's latest write.
+pub(crate) const DEDUP_SEEN: TableDefinition<&[u8], u64> = TableDefinition::new("dedup_seen");
+/// Index of `dedup_seen` by time: `seen_ms BE ++ client_id` -> (), so expiry
+/// reads the oldest sessions first. Derived: rebuilt on snapshot install.
+pub(crate) const DEDUP_EXPIRY: TableDefinition<&[u8], ()> = TableDefinition::new("dedup_expiry");
 /// The current snapshot.
 pub(crate) const SNAPSHOT: SnapshotSlot = SnapshotSlot::new("snapshot");
 

@@ -12,7 +12,9 @@ use shardline_proto::keyspace::{KeyRange, PartitionMode};
 use tempfile::TempDir;
 
 use super::{open, OpenedStore, StoreError};
-use crate::types::{Applied, BatchOp, Command, CommandResult, Entry, Op, Session, Vote};
+use crate::types::{
+    Applied, BatchOp, Command, CommandResult, Entry, Op, Proposal, Session, SessionClock, Vote,
+};
 
 const GROUP: u64 = 3;
 
@@ -193,6 +195,7 @@ async fn batch_applies_all_ops_in_order() {
 async fn a_proposal_applies_its_commands_in_order_and_answers_each() {
     let (_dir, mut s) = fresh(PartitionMode::Range);
     let proposal = crate::types::Proposal {
+        clock: SessionClock::NONE,
         commands: vec![
             Command {
                 session: session(4, 1, 0),
@@ -598,4 +601,170 @@ async fn scan_returns_user_key_order_with_limit_and_more_in_both_modes() {
         let (pairs, _) = s.reader.scan(b"d", b"e", 1).unwrap();
         assert_eq!(pairs, vec![(b("d"), b("D"))], "{mode}");
     }
+}
+
+/// Applies `commands` as one proposal at `index`, stamped with a leader clock
+/// of `now_ms` and a session TTL of `ttl_ms`.
+async fn apply_at(
+    store: &mut OpenedStore,
+    index: u64,
+    now_ms: u64,
+    ttl_ms: u64,
+    commands: Vec<Command>,
+) -> Vec<Applied> {
+    let e = Entry {
+        log_id: log_id(1, 1, index),
+        payload: EntryPayload::Normal(Proposal {
+            commands,
+            clock: SessionClock {
+                now_ms,
+                session_ttl_ms: ttl_ms,
+            },
+        }),
+    };
+    let mut answers = store.sm.apply(vec![e]).await.expect("apply");
+    answers.remove(0)
+}
+
+fn with(client: u8, seq: u64, ack_below: u64, op: Op) -> Command {
+    Command {
+        session: session(client, seq, ack_below),
+        op,
+    }
+}
+
+/// Sessions the store remembers: (client byte, last use ms), by client.
+fn sessions(store: &OpenedStore) -> Vec<(u8, u64)> {
+    use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
+    let txn = store.sm.db().begin_read().unwrap();
+    let seen = txn.open_table(super::tables::DEDUP_SEEN).unwrap();
+    let expiry = txn.open_table(super::tables::DEDUP_EXPIRY).unwrap();
+    let out: Vec<(u8, u64)> = seen
+        .iter()
+        .unwrap()
+        .map(|r| {
+            let (k, v) = r.unwrap();
+            (k.value()[0], v.value())
+        })
+        .collect();
+    assert_eq!(
+        expiry.len().unwrap() as usize,
+        out.len(),
+        "the expiry index has one entry per session"
+    );
+    for (client, at) in &out {
+        let key = super::dedup::expiry_key(*at, &[*client; 16]);
+        assert!(
+            expiry.get(key.as_slice()).unwrap().is_some(),
+            "index entry of {client}"
+        );
+    }
+    out
+}
+
+#[tokio::test]
+async fn an_idle_session_expires_after_the_ttl_and_an_active_one_stays() {
+    let (_dir, mut s) = fresh(PartitionMode::Range);
+    const TTL: u64 = 500;
+    // Client 1 writes at t=1000, client 2 at t=1000 and again at t=1400.
+    apply_at(
+        &mut s,
+        1,
+        1000,
+        TTL,
+        vec![with(1, 5, 3, put("a", "1")), with(2, 1, 0, put("b", "1"))],
+    )
+    .await;
+    apply_at(&mut s, 2, 1400, TTL, vec![with(2, 2, 0, put("b", "2"))]).await;
+    assert_eq!(sessions(&s), vec![(1, 1000), (2, 1400)]);
+
+    // t=1450: cutoff 950, nobody is idle long enough; a retry still replays.
+    let replay = apply_at(&mut s, 3, 1450, TTL, vec![with(1, 5, 3, put("a", "other"))]).await;
+    assert_eq!(replay[0].index, 1, "answered from the session table");
+    assert_eq!(s.reader.get(b"a").unwrap(), Some(b("1")));
+
+    // t=1600: cutoff 1100. Client 1 was last seen at 1450 (its retry counts
+    // as use), so nothing expires yet either.
+    apply_at(&mut s, 4, 1600, TTL, vec![plain(put("x", "1"))]).await;
+    assert_eq!(sessions(&s), vec![(1, 1450), (2, 1400)]);
+
+    // t=1950: cutoff 1450 — client 2 (1400) is forgotten, client 1 (1450) is not.
+    apply_at(&mut s, 5, 1950, TTL, vec![plain(put("x", "2"))]).await;
+    assert_eq!(sessions(&s), vec![(1, 1450)]);
+    // Client 2's old write is no longer deduplicated: a retry now applies again.
+    let again = apply_at(&mut s, 6, 1960, TTL, vec![with(2, 2, 0, put("b", "3"))]).await;
+    assert_eq!(
+        again[0].index, 6,
+        "a forgotten session's write is applied as new"
+    );
+    assert_eq!(s.reader.get(b"b").unwrap(), Some(b("3")));
+
+    // t=3000: client 1's results and its floor go too: seq 2 (below its old
+    // floor 3) is no longer refused as expired.
+    apply_at(&mut s, 7, 3000, TTL, vec![plain(put("x", "3"))]).await;
+    assert_eq!(sessions(&s), vec![]);
+    let fresh_again = apply_at(&mut s, 8, 3001, TTL, vec![with(1, 2, 0, put("a", "9"))]).await;
+    assert_eq!(fresh_again[0].result, CommandResult::Put);
+}
+
+#[tokio::test]
+async fn proposals_without_a_clock_or_ttl_neither_refresh_nor_expire_sessions() {
+    let (_dir, mut s) = fresh(PartitionMode::Range);
+    apply_at(&mut s, 1, 1000, 0, vec![with(1, 1, 0, put("a", "1"))]).await;
+    // No TTL: nothing expires however late.
+    apply_at(&mut s, 2, u64::MAX / 2, 0, vec![plain(put("x", "1"))]).await;
+    // No clock (`From<Command>`): the session is not touched.
+    apply(&mut s, 3, vec![with(1, 2, 0, put("a", "2"))]).await;
+    assert_eq!(sessions(&s), vec![(1, 1000)]);
+}
+
+#[tokio::test]
+async fn expiry_is_bounded_per_proposal_and_drains_oldest_first() {
+    let (_dir, mut s) = fresh(PartitionMode::Range);
+    let idle = 64 + 6; // more than one proposal expires
+    for c in 0..idle {
+        apply_at(
+            &mut s,
+            1 + u64::from(c),
+            1000 + u64::from(c),
+            0,
+            vec![with(c, 1, 0, put("k", "v"))],
+        )
+        .await;
+    }
+    assert_eq!(sessions(&s).len(), usize::from(idle));
+    apply_at(&mut s, 100, 10_000, 100, vec![plain(put("x", "1"))]).await;
+    let left = sessions(&s);
+    assert_eq!(left.len(), 6, "one proposal expires at most 64 sessions");
+    assert_eq!(left.first(), Some(&(64, 1064)), "the oldest went first");
+    apply_at(&mut s, 101, 10_001, 100, vec![plain(put("x", "2"))]).await;
+    assert!(sessions(&s).is_empty());
+}
+
+#[tokio::test]
+async fn session_times_travel_in_snapshots_and_expire_identically_after_install() {
+    let (_dir_a, mut a) = fresh(PartitionMode::Hash);
+    apply_at(&mut a, 1, 1000, 0, vec![with(1, 1, 0, put("a", "1"))]).await;
+    apply_at(&mut a, 2, 2000, 0, vec![with(2, 1, 0, put("b", "1"))]).await;
+    let snap =
+        a.sm.get_snapshot_builder()
+            .await
+            .build_snapshot()
+            .await
+            .unwrap();
+
+    let (_dir_b, mut b_store) = fresh(PartitionMode::Hash);
+    b_store
+        .sm
+        .install_snapshot(&snap.meta, snap.snapshot.clone())
+        .await
+        .unwrap();
+    assert_eq!(sessions(&b_store), sessions(&a));
+
+    // The same proposal expires the same sessions on both.
+    for store in [&mut a, &mut b_store] {
+        apply_at(store, 3, 2500, 1000, vec![plain(put("x", "1"))]).await;
+    }
+    assert_eq!(sessions(&a), vec![(2, 2000)]);
+    assert_eq!(sessions(&b_store), sessions(&a));
 }
