@@ -249,7 +249,7 @@ impl ControllerClient {
         let (result, _) = self
             .call(
                 "cluster_status",
-                pb::ClusterStatusRequest {},
+                pb::ClusterStatusRequest::default(),
                 |mut s, r| async move { s.cluster_status(r).await },
             )
             .await;

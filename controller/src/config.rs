@@ -14,6 +14,7 @@ use shardline_raft::args::RaftArgs;
 
 use crate::command::Bootstrap;
 use crate::error::RunError;
+use crate::hot::HotPolicy;
 
 /// Initial ranges of a hash-partitioned cluster when `--initial-ranges` is
 /// not given.
@@ -56,6 +57,17 @@ pub struct ControllerArgs {
     /// Raft, a forwarded call).
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     pub request_timeout: Duration,
+
+    /// A range whose reported load is above this many operations per second
+    /// is hot, unless a ClusterStatus request names its own threshold. The
+    /// operator sets it from `spec.rebalancing.hotThresholdOpsPerSec`.
+    #[arg(long, env = "SHARDLINE_HOT_THRESHOLD_OPS", default_value_t = 5000.0)]
+    pub hot_threshold_ops: f64,
+
+    /// A load report older than this is stale and makes no range hot (about
+    /// three of the shard nodes' `--load-report-interval`).
+    #[arg(long, env = "SHARDLINE_LOAD_REPORT_MAX_AGE", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub load_report_max_age: Duration,
 }
 
 impl ControllerArgs {
@@ -76,8 +88,26 @@ impl ControllerArgs {
         }
     }
 
+    /// How ClusterStatus judges hot ranges.
+    pub fn hot_policy(&self) -> HotPolicy {
+        HotPolicy {
+            default_ops_per_sec: self.hot_threshold_ops,
+            max_report_age: self.load_report_max_age,
+        }
+    }
+
     pub fn validate(&self) -> Result<(), RunError> {
         self.raft.validate()?;
+        crate::hot::threshold(None, self.hot_threshold_ops).map_err(|e| RunError::BadFlag {
+            flag: "--hot-threshold-ops",
+            reason: e.to_string(),
+        })?;
+        if self.load_report_max_age.is_zero() {
+            return Err(RunError::BadFlag {
+                flag: "--load-report-max-age",
+                reason: "must be positive".into(),
+            });
+        }
         self.bootstrap().validate().map_err(|e| RunError::BadFlag {
             flag: "--initial-ranges",
             reason: e.to_string(),
@@ -129,5 +159,17 @@ mod tests {
                 .is_ok()
         );
         assert!(args(&["--peers", "2=127.0.0.1:2"]).validate().is_err());
+    }
+
+    #[test]
+    fn hot_flags_default_and_are_checked() {
+        let policy = args(&[]).hot_policy();
+        assert_eq!(policy.default_ops_per_sec, 5000.0);
+        assert_eq!(policy.max_report_age, Duration::from_secs(30));
+        let a = args(&["--hot-threshold-ops", "12.5", "--load-report-max-age", "1m"]);
+        assert_eq!(a.hot_policy().default_ops_per_sec, 12.5);
+        assert_eq!(a.hot_policy().max_report_age, Duration::from_secs(60));
+        assert!(args(&["--hot-threshold-ops=-1"]).validate().is_err());
+        assert!(args(&["--load-report-max-age", "0s"]).validate().is_err());
     }
 }

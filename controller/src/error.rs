@@ -72,6 +72,8 @@ pub enum ControllerError {
     ConfigNotFound { num: u64, latest: u64 },
     #[error("bad bootstrap: {reason}")]
     BadBootstrap { reason: String },
+    #[error("hot threshold {threshold} is not a number >= 0")]
+    BadHotThreshold { threshold: String },
 }
 
 /// Why a controller member could not start, or stopped abnormally.
@@ -127,7 +129,8 @@ impl ControllerError {
             | SplitKeyOnBoundary { .. }
             | BadSplitKeyLength { .. }
             | SplitKeyTooLong { .. }
-            | BadBootstrap { .. } => Code::InvalidArgument,
+            | BadBootstrap { .. }
+            | BadHotThreshold { .. } => Code::InvalidArgument,
         }
     }
 
@@ -152,6 +155,7 @@ impl ControllerError {
             LeavingLastGroup { .. } => "leaving_last_group",
             ConfigNotFound { .. } => "config_not_found",
             BadBootstrap { .. } => "bad_bootstrap",
+            BadHotThreshold { .. } => "bad_hot_threshold",
         }
     }
 
@@ -166,6 +170,7 @@ impl ControllerError {
             | BadSplitKeyLength { .. }
             | SplitKeyTooLong { .. } => "key",
             BadBootstrap { .. } => "bootstrap",
+            BadHotThreshold { .. } => "hot_ops_per_sec",
             _ => "",
         }
     }

@@ -21,7 +21,9 @@
 //! - [`store`]: the redb store (shared log store + config-history state
 //!   machine + snapshots) and [`store::ShardMap`], the in-memory history.
 //! - [`grpc`]: the `Controller` service, forwarding to the leader, watches.
-//! - [`load`]: per-group load reports (soft state on the leader).
+//! - [`load`]: per-group and per-range load reports (soft state on the
+//!   leader).
+//! - [`hot`]: which ranges are hot (pure; used by `ClusterStatus`).
 //! - [`metrics`]: Prometheus metrics.
 //! - [`config`], [`node`]: flags and `run(args, listener, http, shutdown)`.
 
@@ -30,6 +32,7 @@ pub mod command;
 pub mod config;
 pub mod error;
 pub mod grpc;
+pub mod hot;
 pub mod load;
 pub mod metrics;
 pub mod node;

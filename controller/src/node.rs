@@ -92,6 +92,7 @@ pub async fn run(
             default_timeout: args.request_timeout,
         },
         loads: LoadTable::default(),
+        hot: args.hot_policy(),
         metrics: metrics.clone(),
         bootstrap,
         stop: life.stop_receiver(),

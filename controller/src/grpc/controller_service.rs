@@ -8,7 +8,8 @@
 //!   they are linearizable (`ConfigNotFound` means it does not exist yet).
 //! - `WatchConfig` streams from this member's applied history.
 //! - `ReportLoad` records soft state on the leader; `ClusterStatus` answers
-//!   from the leader, or from this member if no leader can be reached.
+//!   from the leader, or from this member if no leader can be reached, with
+//!   per-group and per-range load and the hot ranges ([`crate::hot`]).
 
 use std::future::Future;
 
@@ -27,6 +28,7 @@ use super::forward::Forwarder;
 use super::watch::{self, ConfigStream};
 use crate::command::{Bootstrap, Command};
 use crate::error::ControllerError;
+use crate::hot::{self, HotPolicy};
 use crate::load::LoadTable;
 use crate::metrics::{Metrics, RequestTimer};
 use crate::store::ShardMap;
@@ -38,6 +40,8 @@ pub struct ControllerService {
     pub read_index: ReadIndex,
     pub forwarder: Forwarder,
     pub loads: LoadTable,
+    /// Default threshold and staleness limit of hot ranges.
+    pub hot: HotPolicy,
     pub metrics: Metrics,
     /// Stamped on every proposal (see `types::Proposal`).
     pub bootstrap: Bootstrap,
@@ -133,9 +137,13 @@ impl ControllerService {
         Ok(pb::ReportLoadResponse {})
     }
 
-    fn status_here(&self) -> pb::ClusterStatusResponse {
+    /// This member's answer; `hot_ops_per_sec` is an already checked
+    /// threshold.
+    fn status_here(&self, hot_ops_per_sec: f64) -> pb::ClusterStatusResponse {
         let view = RaftView::from_metrics(&self.raft.metrics().borrow());
         let latest = self.map.latest();
+        let ranges = self.loads.ranges(&latest);
+        let hot_ranges = hot::hot_ranges(&ranges, hot_ops_per_sec, self.hot.max_report_age);
         pb::ClusterStatusResponse {
             members: view
                 .members
@@ -150,6 +158,9 @@ impl ControllerService {
             term: view.term,
             groups: self.loads.summary(&latest),
             latest: Some((&latest).into()),
+            ranges,
+            hot_ranges,
+            hot_ops_per_sec,
         }
     }
 }
@@ -270,24 +281,35 @@ impl Controller for ControllerService {
         request: Request<pb::ClusterStatusRequest>,
     ) -> Result<Response<pb::ClusterStatusResponse>, Status> {
         let timer = RequestTimer::start();
+        let threshold = match hot::threshold(
+            request.get_ref().hot_ops_per_sec,
+            self.hot.default_ops_per_sec,
+        ) {
+            Ok(t) => t,
+            Err(e) => {
+                return timer
+                    .finish(&self.metrics, "cluster_status", Err(e.into()))
+                    .map(Response::new)
+            }
+        };
         // Load is known on the leader: ask it when one is known, and fall
         // back to this member's own view when none can be reached.
         let result = if self.raft.metrics().borrow().current_leader.is_none() {
-            Ok(self.status_here())
+            Ok(self.status_here(threshold))
         } else {
             let forwarded = Forwarder::is_forwarded(request.metadata());
             let asked = self
                 .forwarder
                 .on_leader(
                     request,
-                    |_, _| async { Ok(self.status_here()) },
+                    |_, _| async { Ok(self.status_here(threshold)) },
                     |mut c, r| async move { c.cluster_status(r).await },
                 )
                 .await;
             match asked {
                 Err(e) if !forwarded => {
                     tracing::debug!(error = %e.message(), "leader unreachable; answering locally");
-                    Ok(self.status_here())
+                    Ok(self.status_here(threshold))
                 }
                 other => other,
             }
