@@ -2,9 +2,10 @@
 //!
 //! The Raft flags (`--node-id`, `--peers`/`--join`, `--data-dir`, timing and
 //! snapshot knobs) are the shared [`RaftArgs`]; this adds the group id, the
-//! listen addresses and the partitioning mode.
+//! listen addresses, the partitioning mode and where load is reported.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use clap::Parser;
 use shardline_proto::keyspace::PartitionMode;
@@ -37,6 +38,20 @@ pub struct NodeArgs {
     /// Partitioning mode of the cluster, fixed at creation.
     #[arg(long, env = "SHARDLINE_PARTITIONING", default_value = "hash")]
     pub partitioning: PartitionMode,
+
+    /// The shard controller's members (`host:port,...`). When set, the
+    /// group's leader reports per-range load to it (`ReportLoad`).
+    #[arg(long, env = "SHARDLINE_CONTROLLER", value_delimiter = ',')]
+    pub controller: Vec<String>,
+
+    /// How often the leader reports load; also the length of the sliding
+    /// window its ops/s are measured over.
+    #[arg(long, env = "SHARDLINE_LOAD_REPORT_INTERVAL", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub load_report_interval: Duration,
+
+    /// Deadline of each call to the controller.
+    #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+    pub controller_timeout: Duration,
 }
 
 impl NodeArgs {
@@ -46,7 +61,25 @@ impl NodeArgs {
     }
 
     pub fn validate(&self) -> Result<(), NodeError> {
-        Ok(self.raft.validate()?)
+        self.raft.validate()?;
+        for (flag, d) in [
+            ("--load-report-interval", self.load_report_interval),
+            ("--controller-timeout", self.controller_timeout),
+        ] {
+            if d < Duration::from_millis(10) {
+                return Err(NodeError::BadFlag {
+                    flag,
+                    reason: "must be at least 10ms".into(),
+                });
+            }
+        }
+        if self.controller.iter().any(|c| c.trim().is_empty()) {
+            return Err(NodeError::BadFlag {
+                flag: "--controller",
+                reason: "an address is empty".into(),
+            });
+        }
+        Ok(())
     }
 
     /// The openraft configuration these flags describe.
@@ -83,5 +116,27 @@ mod tests {
         assert_eq!(a.advertise_addr(), "127.0.0.1:7401");
         assert!(a.validate().is_ok());
         assert_eq!(a.raft_config().unwrap().cluster_name, "shardline-group-4");
+        assert!(a.controller.is_empty());
+        assert_eq!(a.load_report_interval, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn controller_flags_parse_and_are_checked() {
+        let parse = |extra: &[&str]| {
+            let mut v = vec!["shard-node", "--node-id", "1", "--data-dir", "/tmp/x"];
+            v.extend_from_slice(extra);
+            NodeArgs::try_parse_from(v).expect("parse")
+        };
+        let a = parse(&[
+            "--controller",
+            "127.0.0.1:7301,127.0.0.1:7302",
+            "--load-report-interval",
+            "1s",
+        ]);
+        assert_eq!(a.controller, ["127.0.0.1:7301", "127.0.0.1:7302"]);
+        assert_eq!(a.load_report_interval, Duration::from_secs(1));
+        assert!(a.validate().is_ok());
+        assert!(parse(&["--load-report-interval", "0s"]).validate().is_err());
+        assert!(parse(&["--controller", "a:1,"]).validate().is_err());
     }
 }

@@ -13,12 +13,15 @@
 //! - [`proposer`]: batches concurrent writes into one log entry.
 //! - [`validate`]: request checks that produce typed `InvalidArgument`s.
 //! - [`metrics`]: Prometheus metrics of KV requests and Raft.
+//! - [`load`]: per-range ops/s, key counts and key samples, reported to the
+//!   controller by the group's leader.
 //! - [`node`]: `run(args, listener, http_listener, shutdown)`.
 //! - [`config`], [`error`]: flags and the node's error type.
 
 pub mod config;
 pub mod error;
 pub mod grpc;
+pub mod load;
 pub mod metrics;
 pub mod node;
 pub mod proposer;

@@ -1,5 +1,6 @@
 //! Prometheus metrics of a shard node: requests by method and result, request
-//! latency, and the shared Raft gauges (`shardline_raft::metrics`).
+//! latency, load report rounds by result, and the shared Raft gauges
+//! (`shardline_raft::metrics`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,6 +23,11 @@ struct RequestLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct MethodLabels {
     method: &'static str,
 }
@@ -30,6 +36,7 @@ struct Inner {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     latency: Family<MethodLabels, Histogram>,
+    load_reports: Family<ResultLabels, Counter>,
     raft: RaftGauges,
 }
 
@@ -62,12 +69,19 @@ impl Metrics {
             "KV request latency",
             latency.clone(),
         );
+        let load_reports = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "load_reports",
+            "Load report rounds of this member (as group leader) by result",
+            load_reports.clone(),
+        );
         let raft = RaftGauges::register(&mut registry);
         Metrics {
             inner: Arc::new(Inner {
                 registry,
                 requests,
                 latency,
+                load_reports,
                 raft,
             }),
         }
@@ -82,6 +96,14 @@ impl Metrics {
             .latency
             .get_or_create(&MethodLabels { method })
             .observe(took.as_secs_f64());
+    }
+
+    /// Counts one load report round: `ok`, or the error's kind.
+    pub fn observe_load_report(&self, result: &'static str) {
+        self.inner
+            .load_reports
+            .get_or_create(&ResultLabels { result })
+            .inc();
     }
 
     /// Text exposition format for `/metrics`.

@@ -1,6 +1,7 @@
 //! Wiring of one member: opens the store, starts Raft, serves the gRPC
-//! services and the HTTP endpoints, bootstraps or joins the group, and shuts
-//! everything down in order when the shutdown future resolves.
+//! services and the HTTP endpoints, bootstraps or joins the group, starts
+//! the load reporter when `--controller` is set, and shuts everything down
+//! in order when the shutdown future resolves.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -19,6 +20,8 @@ use tracing::{info, warn};
 use crate::config::NodeArgs;
 use crate::error::NodeError;
 use crate::grpc::kv_service::KvService;
+use crate::load::reporter::{Reporter, ReporterSettings};
+use crate::load::LoadTracker;
 use crate::metrics::Metrics;
 use crate::proposer::Proposer;
 use crate::store::{self, KvReader};
@@ -56,6 +59,30 @@ pub async fn run(
     let watcher = metrics.spawn_raft_watcher(raft.clone());
     let address = args.advertise_addr();
 
+    let load = LoadTracker::new(args.partitioning, args.load_report_interval);
+    let reporter = if args.controller.is_empty() {
+        None
+    } else {
+        let settings = ReporterSettings {
+            controllers: args.controller.clone(),
+            interval: args.load_report_interval,
+            call_timeout: args.controller_timeout,
+            group_id: args.group_id,
+            node_id: args.raft.node_id,
+        };
+        let started = Reporter::spawn(
+            settings,
+            load.clone(),
+            reader.clone(),
+            raft.clone(),
+            metrics.clone(),
+        );
+        Some(started.map_err(|e| NodeError::BadFlag {
+            flag: "--controller",
+            reason: e.to_string(),
+        })?)
+    };
+
     shardline_raft::bootstrap::initialize_or_join(&args.raft, &raft, &pool, &address).await?;
 
     let mut life = Lifecycle::new();
@@ -72,6 +99,7 @@ pub async fn run(
                 metrics: metrics.clone(),
                 read_index: ReadIndex::spawn(raft.clone()),
                 proposer: Proposer::spawn(raft.clone()),
+                load,
             })
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES),
@@ -93,6 +121,7 @@ pub async fn run(
     shutdown.await;
     info!("shutdown requested; draining in-flight requests");
     life.drain(grpc_task, args.raft.shutdown_grace).await;
+    drop(reporter);
     if let Err(e) = raft.shutdown().await {
         warn!(error = %e, "raft shutdown");
     }

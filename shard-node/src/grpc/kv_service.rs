@@ -9,10 +9,11 @@ use tonic::{Request, Response, Status};
 use tracing::instrument;
 
 use crate::error::NodeError;
+use crate::load::LoadTracker;
 use crate::metrics::Metrics;
 use crate::proposer::Proposer;
 use crate::store::KvReader;
-use crate::types::{Command, CommandResult, Op, Session};
+use crate::types::{BatchOp, Command, CommandResult, Op, Session};
 use crate::validate;
 use shardline_raft::read_index::ReadIndex;
 
@@ -21,6 +22,8 @@ pub struct KvService {
     pub metrics: Metrics,
     pub read_index: ReadIndex,
     pub proposer: Proposer,
+    /// Per-range operation counts for load reports.
+    pub load: LoadTracker,
 }
 
 impl KvService {
@@ -82,6 +85,7 @@ impl Kv for KvService {
         let req = request.into_inner();
         self.observe("get", async {
             validate::key("key", &req.key)?;
+            self.load.record(&req.key);
             self.read_barrier(stale(&req.options)).await?;
             Ok(match self.reader.get(&req.key)? {
                 Some(value) => pb::GetResponse { found: true, value },
@@ -104,6 +108,7 @@ impl Kv for KvService {
             let session = validate::session(req.header.as_ref())?;
             validate::key("key", &req.key)?;
             validate::value("value", &req.value)?;
+            self.load.record(&req.key);
             let (_, index) = self
                 .write(
                     session,
@@ -127,6 +132,7 @@ impl Kv for KvService {
         self.observe("delete", async {
             let session = validate::session(req.header.as_ref())?;
             validate::key("key", &req.key)?;
+            self.load.record(&req.key);
             let (res, index) = self.write(session, Op::Delete { key: req.key }).await?;
             let existed = matches!(res, CommandResult::Delete { existed: true });
             Ok(pb::DeleteResponse { existed, index })
@@ -149,6 +155,7 @@ impl Kv for KvService {
             if let Some(v) = &req.new_value {
                 validate::value("new_value", v)?;
             }
+            self.load.record(&req.key);
             let op = Op::CompareAndSwap {
                 key: req.key,
                 expected: req.expected,
@@ -178,6 +185,7 @@ impl Kv for KvService {
         let req = request.into_inner();
         self.observe("scan", async {
             let limit = validate::scan(&req)?;
+            self.load.record_scan(&req.start, &req.end);
             self.read_barrier(stale(&req.options)).await?;
             let (pairs, more) = self.reader.scan(&req.start, &req.end, limit)?;
             let kvs = pairs
@@ -198,6 +206,9 @@ impl Kv for KvService {
         self.observe("batch", async {
             let session = validate::session(req.header.as_ref())?;
             let ops = validate::batch(&req.ops)?;
+            self.load.record_batch(ops.iter().map(|op| match op {
+                BatchOp::Put { key, .. } | BatchOp::Delete { key } => key.as_slice(),
+            }));
             let (_, index) = self.write(session, Op::Batch { ops }).await?;
             Ok(pb::BatchResponse { index })
         })

@@ -1,0 +1,162 @@
+//! Stored keys per range, as cheaply as the store allows.
+//!
+//! The store keeps no per-range counts (its range metadata is bounds only)
+//! but knows the group's total key count in O(1) (redb keeps table
+//! lengths). So:
+//! - a group reporting one range reports that total for it;
+//! - in hash mode the total is shared among the ranges in proportion to
+//!   their width in the hash space: routing keys are uniform hashes, so this
+//!   is an unbiased estimate (relative error about `1/sqrt(keys)`);
+//! - in range mode widths mean nothing, so each range is counted exactly by
+//!   paging through it with `KvReader::scan` (which walks range-mode keys in
+//!   order, O(keys in the range) per report).
+//!
+//! Either way the total includes keys of ranges the group has given away
+//! but not yet deleted; stored bytes are not measured (reported as 0).
+
+use shardline_proto::keyspace::{KeyRange, PartitionMode};
+
+use crate::store::{KvReader, StoreError};
+
+/// Pairs read per page when counting a range-mode range.
+const PAGE: usize = 128;
+
+/// Stored keys of each of `ranges` (this group's), in the same order.
+/// Blocking: call from `spawn_blocking`.
+pub fn per_range(reader: &KvReader, ranges: &[KeyRange]) -> Result<Vec<u64>, StoreError> {
+    if ranges.len() <= 1 || reader.partition_mode() == PartitionMode::Hash {
+        return Ok(apportion(reader.key_count()?, ranges));
+    }
+    ranges.iter().map(|r| count_range(reader, r)).collect()
+}
+
+/// Splits `total` among `ranges` by their width in the 64-bit hash space.
+fn apportion(total: u64, ranges: &[KeyRange]) -> Vec<u64> {
+    if ranges.len() == 1 {
+        return vec![total];
+    }
+    let bound = |b: &[u8], empty: u128| -> u128 {
+        match <[u8; 8]>::try_from(b) {
+            Ok(bytes) => u128::from(u64::from_be_bytes(bytes)),
+            Err(_) => empty,
+        }
+    };
+    let widths: Vec<u128> = ranges
+        .iter()
+        .map(|r| bound(&r.end, 1 << 64).saturating_sub(bound(&r.start, 0)))
+        .collect();
+    let sum: u128 = widths.iter().sum();
+    if sum == 0 {
+        return vec![0; ranges.len()];
+    }
+    widths
+        .iter()
+        .map(|w| ((u128::from(total) * w + sum / 2) / sum) as u64)
+        .collect()
+}
+
+/// Keys of one range-mode range, counted by paging through it.
+fn count_range(reader: &KvReader, range: &KeyRange) -> Result<u64, StoreError> {
+    let mut count = 0u64;
+    let mut start = range.start.clone();
+    loop {
+        let (page, more) = reader.scan(&start, &range.end, PAGE)?;
+        count += page.len() as u64;
+        match page.last() {
+            Some((last, _)) if more => {
+                // The smallest key after `last`.
+                start = last.clone();
+                start.push(0);
+            }
+            _ => return Ok(count),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use openraft::storage::RaftStateMachine;
+    use openraft::testing::log_id;
+    use openraft::EntryPayload;
+    use shardline_proto::keyspace::initial_hash_ranges;
+
+    use crate::store;
+    use crate::types::{BatchOp, Command, Entry, Op};
+
+    fn range(id: u64, start: &[u8], end: &[u8]) -> KeyRange {
+        KeyRange {
+            id,
+            start: start.to_vec(),
+            end: end.to_vec(),
+            epoch: 0,
+            gid: 1,
+        }
+    }
+
+    /// A store in `mode` holding `keys` (applied as one batch).
+    async fn store_with(mode: PartitionMode, keys: &[String]) -> (tempfile::TempDir, KvReader) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut opened = store::open(&dir.path().join("s.redb"), 1, mode).unwrap();
+        let ops = keys
+            .iter()
+            .map(|k| BatchOp::Put {
+                key: k.as_bytes().to_vec(),
+                value: b"v".to_vec(),
+            })
+            .collect();
+        let command = Command {
+            session: None,
+            op: Op::Batch { ops },
+        };
+        let entry = Entry {
+            log_id: log_id(1, 1, 1),
+            payload: EntryPayload::Normal(command.into()),
+        };
+        opened.sm.apply(vec![entry]).await.unwrap();
+        (dir, opened.reader)
+    }
+
+    #[tokio::test]
+    async fn range_mode_counts_each_range_exactly_across_pages() {
+        // 300 keys under "a", 5 under "m", none from "t" on: more than two
+        // pages in the first range.
+        let mut keys: Vec<String> = (0..300).map(|i| format!("a{i:03}")).collect();
+        keys.extend((0..5).map(|i| format!("m{i}")));
+        let (_dir, reader) = store_with(PartitionMode::Range, &keys).await;
+        let ranges = [
+            range(1, b"", b"b"),
+            range(2, b"b", b"t"),
+            range(3, b"t", b""),
+        ];
+        assert_eq!(per_range(&reader, &ranges).unwrap(), vec![300, 5, 0]);
+        // One range: the group's total, without a scan.
+        assert_eq!(
+            per_range(&reader, &[KeyRange::full(1, 1)]).unwrap(),
+            vec![305]
+        );
+    }
+
+    #[tokio::test]
+    async fn hash_mode_shares_the_stored_total() {
+        let keys: Vec<String> = (0..400).map(|i| format!("k{i}")).collect();
+        let (_dir, reader) = store_with(PartitionMode::Hash, &keys).await;
+        let counts = per_range(&reader, &initial_hash_ranges(4, 1)).unwrap();
+        assert_eq!(counts, vec![100; 4]);
+    }
+
+    #[test]
+    fn hash_keys_are_shared_by_width() {
+        let ranges = initial_hash_ranges(4, 1);
+        assert_eq!(apportion(1000, &ranges), vec![250, 250, 250, 250]);
+        // A group owning ranges 1 and 3 of 4 halves its keys between them.
+        let owned = vec![ranges[0].clone(), ranges[2].clone()];
+        assert_eq!(apportion(1001, &owned), vec![501, 501]);
+        // A narrower range gets less.
+        let mut split = ranges[3].clone();
+        split.end = (u64::MAX - u64::MAX / 8).to_be_bytes().to_vec();
+        let shares = apportion(300, &[ranges[0].clone(), split]);
+        assert_eq!(shares, vec![200, 100]);
+        assert_eq!(apportion(7, &[KeyRange::full(1, 1)]), vec![7]);
+    }
+}
