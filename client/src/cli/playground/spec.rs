@@ -191,6 +191,18 @@ impl PlaygroundSpec {
                 http_addr,
             });
         }
+        // Shard nodes report per-range load to the controller.
+        let controller_flag = grpc
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        for p in &mut self.processes {
+            if matches!(p.kind, ProcessKind::ShardNode { .. }) {
+                p.args
+                    .extend(["--controller".to_string(), controller_flag.clone()]);
+            }
+        }
         self.controllers = grpc;
         Ok(())
     }
@@ -241,6 +253,10 @@ mod tests {
              --peers 1=127.0.0.1:7301,2=127.0.0.1:7302,3=127.0.0.1:7303 --partitioning range"
         );
         assert_eq!(with_ctrl.controllers.len(), 3);
+        assert!(with_ctrl.processes[1]
+            .args
+            .join(" ")
+            .ends_with("--controller 127.0.0.1:7301,127.0.0.1:7302,127.0.0.1:7303"));
         assert!(spec
             .clone()
             .add_controllers(Path::new("x"), 3, 1100, None)
