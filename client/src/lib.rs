@@ -32,6 +32,9 @@
 //! - [`cli`]: the `shardline` binary's commands (`src/main.rs` only calls
 //!   [`cli::main`]), including `status`, `playground`, `bench` and
 //!   `placement`.
+//! - [`kubectl`]: `kubectl shardline status NAME` (the binary installed as
+//!   `kubectl-shardline`, or `shardline kube status`): a `ShardedCluster`'s
+//!   status with the controller's live view, through the Kubernetes API.
 
 pub mod admin;
 pub mod cli;
@@ -39,6 +42,7 @@ pub mod controller;
 pub mod endpoints;
 pub mod error;
 pub mod group_status;
+pub mod kubectl;
 pub mod kv;
 pub mod options;
 pub mod pool;

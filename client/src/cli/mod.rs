@@ -11,8 +11,8 @@
 //! | 0 | success |
 //! | 1 | a negative answer, not an error: `get` found no such key, `cas` compared false |
 //! | 2 | bad command line (clap's usage errors) |
-//! | 3 | the request failed: rejected by the cluster (invalid argument, wrong group, ...) or a local problem (missing `shard-node` binary, unreadable file) |
-//! | 4 | the cluster is unavailable: no member reachable or no answer within `--timeout` |
+//! | 3 | the request failed: rejected by the cluster (invalid argument, wrong group, ...) or a local problem (missing `shard-node` binary, unreadable file); `kube status`: the ShardedCluster does not exist or cannot be read |
+//! | 4 | the cluster is unavailable: no member reachable or no answer within `--timeout`; `kube status`: the Kubernetes API server is unreachable |
 //!
 //! An error prints exactly one line, `error: ...`, on stderr, in both output
 //! modes.
@@ -97,15 +97,33 @@ pub enum Command {
     Controller(controller_cmd::ControllerArgs),
     /// Shard-map configs: `config watch` streams them as they are made.
     Config(controller_cmd::ConfigArgs),
+    /// Kubernetes: `kube status NAME` shows a ShardedCluster's status with
+    /// the controller's live view (also `kubectl shardline status NAME`).
+    Kube(crate::kubectl::KubeArgs),
 }
 
 /// Entry point of the binary: parses the command line, runs, prints, and
-/// returns the exit code.
+/// returns the exit code. Started as `kubectl-shardline`, it is the kubectl
+/// plugin and parses [`crate::kubectl::PluginCli`] instead.
 pub fn main() -> ExitCode {
     restore_sigpipe();
+    let invoked_as = std::env::args_os().next().unwrap_or_default();
+    if crate::kubectl::invoked_as_plugin(&invoked_as) {
+        let cli = crate::kubectl::PluginCli::parse();
+        init_tracing();
+        return execute(cli.output, crate::kubectl::run(cli.command, cli.timeout));
+    }
     let cli = Cli::parse();
     init_tracing();
-    let format = cli.output;
+    execute(cli.output, run(cli))
+}
+
+/// Runs `command` on a new runtime, prints its report in `format` (or its
+/// error as one line) and returns the exit code.
+fn execute(
+    format: OutputFormat,
+    command: impl std::future::Future<Output = anyhow::Result<Report>>,
+) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -113,7 +131,7 @@ pub fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => return fail(&anyhow::anyhow!("starting the async runtime: {e}")),
     };
-    match runtime.block_on(run(cli)) {
+    match runtime.block_on(command) {
         Ok(report) => {
             report.print(format);
             ExitCode::from(report.exit_code)
@@ -140,6 +158,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Report> {
         Command::Bench(a) => bench::run(&ctx, a).await,
         Command::Controller(a) => controller_cmd::controller(&ctx, a).await,
         Command::Config(a) => controller_cmd::config(&ctx, a).await,
+        Command::Kube(a) => crate::kubectl::run(a.command, ctx.timeout).await,
         Command::Placement(a) => {
             // Prints its own output; nothing is left to print afterwards.
             placement::run(&a, ctx.output == OutputFormat::Json)?;
@@ -174,13 +193,21 @@ fn fail(e: &anyhow::Error) -> ExitCode {
     ExitCode::from(exit_code_of(e))
 }
 
-/// The exit code for an error: [`EXIT_UNAVAILABLE`] when the cluster could
-/// not be reached, else [`EXIT_FAILED`].
+/// The exit code for an error: [`EXIT_UNAVAILABLE`] when the cluster (or,
+/// for `kube status`, the Kubernetes API server) could not be reached, else
+/// [`EXIT_FAILED`].
 pub fn exit_code_of(e: &anyhow::Error) -> u8 {
-    match e.downcast_ref::<ClientError>() {
-        Some(c) if c.is_unavailable() => EXIT_UNAVAILABLE,
-        _ => EXIT_FAILED,
+    if let Some(c) = e.downcast_ref::<ClientError>() {
+        if c.is_unavailable() {
+            return EXIT_UNAVAILABLE;
+        }
     }
+    if let Some(k) = e.downcast_ref::<crate::kubectl::KubectlError>() {
+        if k.is_unavailable() {
+            return EXIT_UNAVAILABLE;
+        }
+    }
+    EXIT_FAILED
 }
 
 /// The error and its causes joined on one line.
@@ -203,7 +230,10 @@ fn restore_sigpipe() {
 
 fn init_tracing() {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    // kube's client logs failed requests at ERROR; `kube status` returns
+    // those errors and prints them once, as its one `error:` line.
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("warn,kube_client=off"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -268,5 +298,42 @@ mod tests {
         assert_eq!(exit_code_of(&rejected), EXIT_FAILED);
         assert_eq!(one_line(&rejected), "put: invalid key: empty");
         assert_eq!(one_line(&anyhow::anyhow!("a\nb")), "a b");
+        let api_down = anyhow::Error::new(crate::kubectl::KubectlError::Unreachable {
+            server: "https://127.0.0.1:6443/".into(),
+            reason: "connection refused".into(),
+        });
+        assert_eq!(exit_code_of(&api_down), EXIT_UNAVAILABLE);
+        let missing = anyhow::Error::new(crate::kubectl::KubectlError::NotFound {
+            namespace: "db".into(),
+            name: "kv".into(),
+        });
+        assert_eq!(exit_code_of(&missing), EXIT_FAILED);
+    }
+
+    #[test]
+    fn kube_status_is_a_subcommand_too() {
+        let cli = Cli::try_parse_from([
+            "shardline",
+            "kube",
+            "status",
+            "kv",
+            "-n",
+            "db",
+            "-o",
+            "json",
+            "--timeout",
+            "3s",
+        ])
+        .unwrap();
+        assert_eq!(cli.output, OutputFormat::Json);
+        assert_eq!(cli.timeout, Duration::from_secs(3));
+        let Command::Kube(k) = cli.command else {
+            panic!("not kube: {:?}", cli.command)
+        };
+        let crate::kubectl::KubeCommand::Status(a) = k.command;
+        assert_eq!(
+            (a.name.as_str(), a.namespace.as_deref()),
+            ("kv", Some("db"))
+        );
     }
 }

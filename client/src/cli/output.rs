@@ -24,6 +24,9 @@
 //!   "http": [...], "data_dir": "...", "playground_file": "...",
 //!   "groups": [{"id": 1, "endpoints": [...]}]}`
 //! - `bench`: see [`crate::cli::bench::BenchReport`].
+//! - `kube status` (and `kubectl shardline status`): `{"resource": {...},
+//!   "live": {...} | null, "liveError": "..." | null}`, see
+//!   [`crate::kubectl::render`].
 //!
 //! Errors are never printed as JSON: one `error: ...` line goes to stderr.
 
