@@ -6,7 +6,9 @@
 //!
 //! The live view is fetched both ways: from `--controller ADDR`, and
 //! through the API server's port-forward (pod `kv-ctrl-0` refuses, so the
-//! plugin moves on to `kv-ctrl-1`). A controller that is not there leaves
+//! plugin moves on to `kv-ctrl-1`). Group 1 reports load on one range
+//! (above the controller's `--hot-threshold-ops`), so the live view has a
+//! reported group and a hot range. A controller that is not there leaves
 //! the resource's status printed with the reason beside it.
 
 #[path = "../../client/tests/support/fake_kube.rs"]
@@ -22,6 +24,7 @@ use fake_kube::{sample_cluster, FakeKube};
 use serde_json::Value;
 use shardline_e2e::binaries;
 use shardline_e2e::controller::TestController;
+use shardline_proto::pb;
 
 /// `kubectl-shardline`, a link to the built `shardline`, in `dir`.
 fn plugin(dir: &Path) -> Result<PathBuf> {
@@ -53,13 +56,15 @@ fn json_of(out: &Output) -> Result<Value> {
     serde_json::from_slice(&out.stdout).context("stdout is one JSON document")
 }
 
-/// Checks the live view against what the controller itself says.
+/// Checks the live view against what the controller itself says; range
+/// `hot_range` of group 1 is the one hot range.
 fn check_live(
     live: &Value,
     source: &str,
     leader: u64,
     leader_addr: &str,
     config_num: u64,
+    hot_range: u64,
 ) -> Result<()> {
     ensure!(live["source"] == source, "source: {live}");
     ensure!(live["leader"]["id"] == leader, "leader: {live}");
@@ -85,12 +90,35 @@ fn check_live(
         groups[0]["addresses"][0] == "10.2.1.1:7401",
         "addresses: {live}"
     );
+    ensure!(groups[0]["opsPerSec"] == 5000.0, "group 1's report: {live}");
+    ensure!(
+        groups[0]["reportAgeSecs"].is_f64(),
+        "group 1 reported: {live}"
+    );
+    ensure!(
+        groups[1]["reportAgeSecs"].is_null(),
+        "group 2 never reported: {live}"
+    );
+    ensure!(live["hotOpsPerSec"] == 100.0, "threshold: {live}");
+    let hot = live["hotRanges"].as_array().context("hotRanges")?;
+    ensure!(hot.len() == 1, "one hot range: {live}");
+    ensure!(
+        hot[0]["rangeId"] == hot_range && hot[0]["gid"] == 1,
+        "hot range: {live}"
+    );
+    ensure!(
+        hot[0]["opsPerSec"] == 5000.0 && hot[0]["keys"] == 42,
+        "hot range: {live}"
+    );
     Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_shows_the_controllers_live_view() -> Result<()> {
-    let ctl = TestController::start(3, &[])?;
+    let ctl = TestController::start(
+        3,
+        &["--hot-threshold-ops", "100", "--load-report-max-age", "10m"],
+    )?;
     let leader = ctl.wait_for_leader(Duration::from_secs(30)).await?;
     let client = ctl.client().await?;
     let config = client
@@ -103,6 +131,24 @@ async fn status_shows_the_controllers_live_view() -> Result<()> {
         ctl.wait_config(id, config.num, Duration::from_secs(20))
             .await?;
     }
+    let hot = config
+        .ranges
+        .iter()
+        .find(|r| r.gid == 1)
+        .context("group 1 owns a range")?
+        .clone();
+    client
+        .report_load(
+            1,
+            vec![pb::RangeLoad {
+                range_id: hot.id,
+                epoch: hot.epoch,
+                ops_per_sec: 5000.0,
+                keys: 42,
+                ..Default::default()
+            }],
+        )
+        .await?;
 
     let kube = FakeKube::start().await;
     kube.add_cluster("shop", "kv", sample_cluster("shop", "kv", 3));
@@ -146,6 +192,7 @@ async fn status_shows_the_controllers_live_view() -> Result<()> {
         leader,
         &leader_addr,
         config.num,
+        hot.id,
     )?;
     ensure!(
         !kube.requests().iter().any(|r| r.contains("/portforward")),
@@ -163,6 +210,7 @@ async fn status_shows_the_controllers_live_view() -> Result<()> {
         leader,
         &leader_addr,
         config.num,
+        hot.id,
     )?;
     let forwards: Vec<String> = kube
         .requests()
@@ -204,7 +252,15 @@ async fn status_shows_the_controllers_live_view() -> Result<()> {
         .collect();
     // Resource columns, then the controller's: ranges, ops/s, report age.
     ensure!(group1[..3] == ["1", "Serving", "3/3"], "{human}");
-    ensure!(group1[group1.len() - 2..] == ["0.0", "never"], "{human}");
+    let n = group1.len();
+    ensure!(
+        group1[n - 3] == "5000.0" && group1[n - 2].ends_with('s') && group1[n - 1] == "ago",
+        "group 1's live load and report age: {human}"
+    );
+    ensure!(
+        human.contains("\nHot ranges (live, above 100.0 ops/s):\nRANGE  GID  START"),
+        "{human}"
+    );
 
     // A controller that is not there: the resource still shows, exit 0.
     let out = run(

@@ -43,6 +43,29 @@ pub struct LiveView {
     pub range_count: usize,
     /// Groups in the latest config or with reported load, by gid.
     pub groups: Vec<LiveGroup>,
+    /// The controller's hot threshold (operations per second).
+    pub hot_ops_per_sec: f64,
+    /// Ranges above it by fresh reports, hottest first.
+    pub hot_ranges: Vec<LiveHotRange>,
+}
+
+/// A range above the hot threshold.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LiveHotRange {
+    pub gid: u64,
+    pub range_id: u64,
+    /// Inclusive lower routing key, lower-case hex (`""`: unbounded).
+    pub start: String,
+    /// Exclusive upper routing key, lower-case hex (`""`: unbounded).
+    pub end: String,
+    pub ops_per_sec: f64,
+    pub keys: u64,
+}
+
+/// Lower-case hex of a routing key.
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// One controller member.
@@ -132,6 +155,19 @@ impl LiveView {
                 .filter(|p| !p.is_empty()),
             range_count: r.latest.as_ref().map_or(0, |c| c.ranges.len()),
             groups: groups.into_values().collect(),
+            hot_ops_per_sec: r.hot_ops_per_sec,
+            hot_ranges: r
+                .hot_ranges
+                .iter()
+                .map(|h| LiveHotRange {
+                    gid: h.gid,
+                    range_id: h.range_id,
+                    start: hex(&h.start),
+                    end: hex(&h.end),
+                    ops_per_sec: h.ops_per_sec,
+                    keys: h.keys,
+                })
+                .collect(),
         }
     }
 }
@@ -276,6 +312,16 @@ mod tests {
                     report_age_secs: None,
                 },
             ],
+            hot_ranges: vec![pb::RangeLoadStatus {
+                gid: 1,
+                range_id: 2,
+                start: vec![0x40, 0],
+                end: vec![],
+                ops_per_sec: 900.0,
+                keys: 12,
+                ..Default::default()
+            }],
+            hot_ops_per_sec: 500.0,
             ..Default::default()
         }
     }
@@ -298,6 +344,18 @@ mod tests {
             "a group with load but not in the config"
         );
         assert!(v.groups[1].addresses.is_empty());
+        assert_eq!(v.hot_ops_per_sec, 500.0);
+        assert_eq!(
+            v.hot_ranges,
+            [LiveHotRange {
+                gid: 1,
+                range_id: 2,
+                start: "4000".into(),
+                end: String::new(),
+                ops_per_sec: 900.0,
+                keys: 12,
+            }]
+        );
 
         let mut no_config = response();
         no_config.latest = None;

@@ -18,7 +18,9 @@
 //!   "live": {"source", "leader": {"id", "address", "role"} | null, "term",
 //!            "members": [{"id", "address", "role"}], "configNum",
 //!            "partitioning", "rangeCount", "groups": [{"gid", "addresses",
-//!            "rangeCount", "opsPerSec", "bytes", "reportAgeSecs"}]} | null,
+//!            "rangeCount", "opsPerSec", "bytes", "reportAgeSecs"}],
+//!            "hotOpsPerSec", "hotRanges": [{"gid", "rangeId", "start", "end",
+//!            "opsPerSec", "keys"}]} | null,
 //!   "liveError": "why the live view is missing" | null
 //! }
 //! ```
@@ -199,34 +201,55 @@ pub fn human(cluster: &ShardedCluster, live: Result<&LiveView, &LiveError>) -> S
             &groups,
         ));
     }
-    if !s.hot_ranges.is_empty() {
-        let bound = |b: &str| {
-            if b.is_empty() {
-                "-".to_string()
-            } else {
-                b.to_string()
-            }
-        };
-        let rows: Vec<Vec<String>> = s
-            .hot_ranges
-            .iter()
-            .map(|h| {
-                vec![
-                    h.range_id.to_string(),
-                    h.gid.to_string(),
-                    bound(&h.start),
-                    bound(&h.end),
-                    format!("{:.1}", h.ops_per_sec),
-                ]
-            })
-            .collect();
+    // Hot ranges: the controller's current list when there is a live view,
+    // else the one the operator last wrote.
+    let (title, hot) = match live {
+        Ok(v) => (
+            format!("Hot ranges (live, above {:.1} ops/s):", v.hot_ops_per_sec),
+            v.hot_ranges
+                .iter()
+                .map(|h| hot_row(h.range_id, h.gid, &h.start, &h.end, h.ops_per_sec))
+                .collect::<Vec<_>>(),
+        ),
+        Err(_) => (
+            "Hot ranges (from the status):".to_string(),
+            s.hot_ranges
+                .iter()
+                .map(|h| hot_row(h.range_id, h.gid, &h.start, &h.end, h.ops_per_sec))
+                .collect(),
+        ),
+    };
+    if !hot.is_empty() {
         out.push('\n');
-        out.push_str(&table(
-            &["HOT RANGE", "GID", "START", "END", "OPS/S"],
-            &rows,
-        ));
+        out.push_str(&title);
+        out.push('\n');
+        out.push_str(&table(&["RANGE", "GID", "START", "END", "OPS/S"], &hot));
     }
     out
+}
+
+/// A hot-range row; `-` for an unbounded end.
+fn hot_row<I: ToString, G: ToString>(
+    range: I,
+    gid: G,
+    start: &str,
+    end: &str,
+    ops: f64,
+) -> Vec<String> {
+    let bound = |b: &str| {
+        if b.is_empty() {
+            "-".into()
+        } else {
+            b.to_string()
+        }
+    };
+    vec![
+        range.to_string(),
+        gid.to_string(),
+        bound(start),
+        bound(end),
+        format!("{ops:.1}"),
+    ]
 }
 
 /// One row per group in the status or the live view, by gid. Live columns
@@ -272,7 +295,7 @@ fn group_rows(status: &[GroupHealth], live: Option<&[LiveGroup]>) -> Vec<Vec<Str
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kubectl::live::LiveMember;
+    use crate::kubectl::live::{LiveHotRange, LiveMember};
     use crate::kubectl::resource::{
         Condition, ControllerHealth, HotRange, Partitioning, ResourceStatus,
     };
@@ -385,6 +408,15 @@ mod tests {
                     report_age_secs: None,
                 },
             ],
+            hot_ops_per_sec: 500.0,
+            hot_ranges: vec![LiveHotRange {
+                gid: 5,
+                range_id: 11,
+                start: String::new(),
+                end: "1000".into(),
+                ops_per_sec: 620.5,
+                keys: 3,
+            }],
         }
     }
 
@@ -445,7 +477,18 @@ mod tests {
             ["5", "-", "-", "-", "-", "-", "-", "7", "0.0", "never"]
         );
         assert!(!h.contains("unavailable"), "{h}");
-        assert!(h.ends_with("HOT RANGE  GID  START             END  OPS/S\n4          1    4000000000000000  -    950.0\n"), "{h}");
+        assert!(
+            h.contains("\nHot ranges (live, above 500.0 ops/s):\nRANGE "),
+            "{h}"
+        );
+        assert_eq!(
+            table_row(&h, "RANGE", "11"),
+            ["11", "5", "-", "1000", "620.5"]
+        );
+        assert!(
+            !h.contains("4000000000000000"),
+            "the status's list gives way to the live one: {h}"
+        );
     }
 
     #[test]
@@ -469,6 +512,11 @@ mod tests {
             "{h}"
         );
         assert!(h.contains("(the operator could not reach it)"), "{h}");
+        assert!(h.contains("\nHot ranges (from the status):\nRANGE "), "{h}");
+        assert_eq!(
+            table_row(&h, "RANGE", "4"),
+            ["4", "1", "4000000000000000", "-", "950.0"]
+        );
         let row1 = table_row(&h, "GID", "1");
         assert_eq!(
             row1[row1.len() - 3..],
@@ -508,6 +556,9 @@ mod tests {
         assert_eq!(d["live"]["leader"]["id"], 2);
         assert_eq!(d["live"]["configNum"], 8);
         assert_eq!(d["live"]["groups"][1]["reportAgeSecs"], Value::Null);
+        assert_eq!(d["live"]["hotOpsPerSec"], 500.0);
+        assert_eq!(d["live"]["hotRanges"][0]["rangeId"], 11);
+        assert_eq!(d["live"]["hotRanges"][0]["end"], "1000");
         assert_eq!(d["liveError"], Value::Null);
         let keys: Vec<&String> = d.as_object().unwrap().keys().collect();
         assert_eq!(keys, ["live", "liveError", "resource"]);
