@@ -101,7 +101,7 @@ impl ClusterApi for GrpcClusterApi {
             let resp = self
                 .call(
                     "ClusterStatus",
-                    client.cluster_status(pb::ClusterStatusRequest {}),
+                    client.cluster_status(pb::ClusterStatusRequest::default()),
                 )
                 .await?;
             Ok(ClusterView::from_pb(resp))

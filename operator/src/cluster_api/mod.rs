@@ -194,6 +194,7 @@ mod tests {
                 ops_per_sec: 12.5,
                 ..Default::default()
             }],
+            ..Default::default()
         };
         let v = ClusterView::from_pb(resp);
         assert_eq!((v.config_num, v.range_count, v.term), (9, 3, 7));
