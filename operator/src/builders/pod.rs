@@ -51,6 +51,16 @@ pub fn command_args(cx: &BuildCtx, member: Member) -> Vec<String> {
     if let (Member::Controller, Some(n)) = (member, cx.spec.partitioning.initial_ranges) {
         args.extend(["--initial-ranges".into(), n.to_string()]);
     }
+    if let Member::Group(_) = member {
+        // The group's leader reports per-range load to the controller.
+        let controller = Member::Controller
+            .peers(&cx.name, &cx.namespace, cx.spec.controller.replicas)
+            .into_iter()
+            .map(|(_, address)| address)
+            .collect::<Vec<_>>()
+            .join(",");
+        args.extend(["--controller".into(), controller]);
+    }
     args
 }
 
@@ -293,7 +303,8 @@ mod tests {
             args.join(" "),
             "shard-node --group-id 2 --listen 0.0.0.0:7401 --http-listen 0.0.0.0:7501 --data-dir /data \
              --peers 1=kv-g2-0.kv-g2.ns.svc:7401,2=kv-g2-1.kv-g2.ns.svc:7401,3=kv-g2-2.kv-g2.ns.svc:7401 \
-             --partitioning hash"
+             --partitioning hash \
+             --controller kv-ctrl-0.kv-ctrl.ns.svc:7400,kv-ctrl-1.kv-ctrl.ns.svc:7400,kv-ctrl-2.kv-ctrl.ns.svc:7400"
         );
     }
 

@@ -95,14 +95,18 @@ fn config_num(resp: pb::ConfigResponse) -> u64 {
 }
 
 impl ClusterApi for GrpcClusterApi {
-    fn cluster_status<'a>(&'a self, target: &'a Target) -> BoxFuture<'a, Result<ClusterView>> {
+    fn cluster_status<'a>(
+        &'a self,
+        target: &'a Target,
+        hot_ops_per_sec: f64,
+    ) -> BoxFuture<'a, Result<ClusterView>> {
         async move {
             let mut client = self.client(target)?;
+            let request = pb::ClusterStatusRequest {
+                hot_ops_per_sec: Some(hot_ops_per_sec),
+            };
             let resp = self
-                .call(
-                    "ClusterStatus",
-                    client.cluster_status(pb::ClusterStatusRequest::default()),
-                )
+                .call("ClusterStatus", client.cluster_status(request))
                 .await?;
             Ok(ClusterView::from_pb(resp))
         }
@@ -178,7 +182,7 @@ mod tests {
             endpoints: vec!["http://127.0.0.1:1".into()],
         };
         let started = std::time::Instant::now();
-        let err = api.cluster_status(&target).await.unwrap_err();
+        let err = api.cluster_status(&target, 100.0).await.unwrap_err();
         assert!(
             matches!(
                 err,

@@ -49,6 +49,18 @@ pub struct GroupReport {
     pub key_count: u64,
 }
 
+/// One hot range as `ClusterStatus` reported it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HotRange {
+    pub gid: u64,
+    pub range_id: u64,
+    /// Inclusive lower routing key.
+    pub start: Vec<u8>,
+    /// Exclusive upper routing key; empty means unbounded.
+    pub end: Vec<u8>,
+    pub ops_per_sec: f64,
+}
+
 /// What `ClusterStatus` said, reduced to what the operator decides on.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ClusterView {
@@ -69,6 +81,8 @@ pub struct ClusterView {
     pub range_count: u32,
     /// Operations per second each group's leader last reported.
     pub ops_by_group: BTreeMap<u64, f64>,
+    /// Ranges above the requested hot threshold, hottest first.
+    pub hot_ranges: Vec<HotRange>,
 }
 
 impl ClusterView {
@@ -103,6 +117,17 @@ impl ClusterView {
                 .groups
                 .into_iter()
                 .map(|g| (g.gid, g.ops_per_sec))
+                .collect(),
+            hot_ranges: resp
+                .hot_ranges
+                .into_iter()
+                .map(|r| HotRange {
+                    gid: r.gid,
+                    range_id: r.range_id,
+                    start: r.start,
+                    end: r.end,
+                    ops_per_sec: r.ops_per_sec,
+                })
                 .collect(),
         }
     }
@@ -139,8 +164,13 @@ impl ClusterView {
 /// The controller calls the operator makes. Every call is bounded by a
 /// timeout in the real implementation.
 pub trait ClusterApi: Send + Sync + 'static {
-    /// The controller's membership and the latest config.
-    fn cluster_status<'a>(&'a self, target: &'a Target) -> BoxFuture<'a, Result<ClusterView>>;
+    /// The controller's membership, the latest config and the ranges whose
+    /// load is above `hot_ops_per_sec`.
+    fn cluster_status<'a>(
+        &'a self,
+        target: &'a Target,
+        hot_ops_per_sec: f64,
+    ) -> BoxFuture<'a, Result<ClusterView>>;
 
     /// Adds groups (with their member addresses); returns the new config num.
     fn join<'a>(
@@ -194,6 +224,13 @@ mod tests {
                 ops_per_sec: 12.5,
                 ..Default::default()
             }],
+            hot_ranges: vec![pb::RangeLoadStatus {
+                gid: 1,
+                range_id: 2,
+                end: vec![0x80],
+                ops_per_sec: 9000.0,
+                ..Default::default()
+            }],
             ..Default::default()
         };
         let v = ClusterView::from_pb(resp);
@@ -203,5 +240,15 @@ mod tests {
         assert_eq!(v.ranges_moving(), 1);
         assert_eq!(v.leader_address(), Some("c2:7400"));
         assert_eq!(v.ops_by_group[&1], 12.5);
+        assert_eq!(
+            v.hot_ranges,
+            [HotRange {
+                gid: 1,
+                range_id: 2,
+                start: vec![],
+                end: vec![0x80],
+                ops_per_sec: 9000.0
+            }]
+        );
     }
 }

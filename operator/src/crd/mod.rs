@@ -20,7 +20,10 @@ pub use spec::{
     PullPolicy, PvcRetentionSpec, RebalancingSpec, RetentionPolicy, ShardedCluster,
     ShardedClusterSpec, StorageSpec,
 };
-pub use status::{ControllerStatus, GroupState, GroupStatus, Phase, ShardedClusterStatus};
+pub use status::{
+    ControllerStatus, GroupState, GroupStatus, HotRangeStatus, Phase, ShardedClusterStatus,
+    MAX_HOT_RANGES,
+};
 
 /// Path of the generated CRD, relative to the workspace root.
 pub const CRD_PATH: &str = "crds/shardedclusters.shardline.dev.yaml";

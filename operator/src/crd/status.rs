@@ -51,10 +51,36 @@ pub struct ShardedClusterStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ranges_moving: Option<i32>,
 
+    /// Ranges whose load is above `spec.rebalancing.hotThresholdOpsPerSec`
+    /// by their owners' recent reports, hottest first (at most 10).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "atomic"))]
+    pub hot_ranges: Vec<HotRangeStatus>,
+
     /// Shard groups that are joined and have every replica ready (the scale
     /// subresource's status replicas).
     #[serde(default)]
     pub ready_groups: i32,
+}
+
+/// Hot ranges listed in the status at most (the field's description says
+/// so too).
+pub const MAX_HOT_RANGES: usize = 10;
+
+/// A range carrying more load than the hot threshold.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct HotRangeStatus {
+    /// Group owning the range.
+    pub gid: i64,
+    /// Range id in the shard map.
+    pub range_id: i64,
+    /// Inclusive lower routing key, lower-case hex ("" = start of the space).
+    pub start: String,
+    /// Exclusive upper routing key, lower-case hex ("" = end of the space).
+    pub end: String,
+    /// Operations per second the owning group's leader last reported.
+    pub ops_per_sec: f64,
 }
 
 /// Summary phase.

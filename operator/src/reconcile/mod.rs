@@ -153,7 +153,8 @@ pub async fn apply_cluster(cluster: Arc<ShardedCluster>, ctx: Arc<Context>) -> R
         .unwrap_or_default();
     let quorum = cx.spec.controller.replicas / 2 + 1;
     let view = if ctrl.ready_replicas >= quorum {
-        match ctx.cluster_api.cluster_status(&target).await {
+        let hot = f64::from(cx.spec.rebalancing.hot_threshold_ops_per_sec);
+        match ctx.cluster_api.cluster_status(&target, hot).await {
             Ok(v) => Some(v),
             Err(e) => {
                 warn!(error = %e, "controller did not answer ClusterStatus");

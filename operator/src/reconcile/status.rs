@@ -10,7 +10,8 @@ use std::collections::BTreeMap;
 
 use crate::cluster_api::{ClusterView, GroupReport};
 use crate::crd::{
-    ControllerStatus, GroupState, GroupStatus, Phase, ShardedCluster, ShardedClusterStatus,
+    ControllerStatus, GroupState, GroupStatus, HotRangeStatus, Phase, ShardedCluster,
+    ShardedClusterStatus, MAX_HOT_RANGES,
 };
 use crate::decide::conditions::{self, ConditionUpdate, Health};
 use crate::decide::scale::ScalePlan;
@@ -66,6 +67,27 @@ pub fn with_conditions(
     status.phase = Some(phase);
     status.observed_generation = generation;
     status
+}
+
+/// Lower-case hex of a routing key.
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The hottest [`MAX_HOT_RANGES`] of the controller's hot ranges (which it
+/// sends hottest first).
+fn hot_ranges(view: &ClusterView) -> Vec<HotRangeStatus> {
+    view.hot_ranges
+        .iter()
+        .take(MAX_HOT_RANGES)
+        .map(|r| HotRangeStatus {
+            gid: r.gid as i64,
+            range_id: r.range_id as i64,
+            start: hex(&r.start),
+            end: hex(&r.end),
+            ops_per_sec: r.ops_per_sec,
+        })
+        .collect()
 }
 
 /// The status of a cluster whose spec was accepted.
@@ -155,6 +177,12 @@ pub fn build(input: &StatusInput<'_>) -> (ShardedClusterStatus, Health) {
             .view
             .map(|v| v.ranges_moving() as i32)
             .or(prev.ranges_moving),
+        // Kept from the previous status while the controller is unreachable,
+        // like the config figures (`controller.reachable` says so).
+        hot_ranges: input
+            .view
+            .map(hot_ranges)
+            .unwrap_or_else(|| prev.hot_ranges.clone()),
         ready_groups: ready_groups as i32,
         ..prev
     };

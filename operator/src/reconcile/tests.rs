@@ -443,3 +443,63 @@ async fn rolling_update_restarts_the_group_leader_last() {
         ]
     );
 }
+
+#[tokio::test]
+async fn hot_ranges_above_the_spec_threshold_reach_the_status_hottest_first_and_capped() {
+    use crate::cluster_api::HotRange;
+    use crate::crd::MAX_HOT_RANGES;
+    let h = Harness::new(cluster(2, true));
+    h.bring_up().await;
+    let threshold = f64::from(h.api.cluster().spec.rebalancing.hot_threshold_ops_per_sec);
+    // The controller lists hot ranges hottest first; 12 are above the
+    // threshold, one is below it.
+    let range = |id: u64, ops: f64| HotRange {
+        gid: 1 + id % 2,
+        range_id: id,
+        start: vec![id as u8],
+        end: if id == 12 {
+            vec![]
+        } else {
+            vec![id as u8 + 1, 0xab]
+        },
+        ops_per_sec: ops,
+    };
+    let mut ranges: Vec<HotRange> = (1..=12u64)
+        .rev()
+        .map(|id| range(id, threshold + id as f64))
+        .collect();
+    ranges.push(range(13, threshold - 1.0));
+    h.controller.set_range_load(ranges);
+    let calls = h.reconcile().await;
+    let patch = calls
+        .iter()
+        .rev()
+        .find(|c| c.path.ends_with("/kv/status"))
+        .expect("a status patch");
+    let hot = &patch.body.as_ref().unwrap()["status"]["hotRanges"];
+    assert_eq!(hot.as_array().unwrap().len(), MAX_HOT_RANGES);
+    assert_eq!(
+        hot[0],
+        serde_json::json!({
+            "gid": 1, "rangeId": 12, "start": "0c", "end": "",
+            "opsPerSec": threshold + 12.0,
+        })
+    );
+    assert_eq!(hot[1]["end"], "0cab");
+    let st = h.api.cluster().status.unwrap();
+    let ids: Vec<i64> = st.hot_ranges.iter().map(|r| r.range_id).collect();
+    assert_eq!(ids, (3..=12).rev().collect::<Vec<i64>>());
+
+    // The controller stops answering: the last known hot ranges stay.
+    h.controller.set_unreachable(true);
+    h.reconcile().await;
+    let st = h.api.cluster().status.unwrap();
+    assert_eq!(st.hot_ranges.len(), MAX_HOT_RANGES);
+    assert!(!st.controller.unwrap().reachable);
+
+    // Load drops below the threshold: the list empties.
+    h.controller.set_unreachable(false);
+    h.controller.set_range_load(vec![range(1, threshold / 2.0)]);
+    h.reconcile().await;
+    assert!(h.api.cluster().status.unwrap().hot_ranges.is_empty());
+}

@@ -85,8 +85,16 @@ impl Loopback {
 }
 
 impl ClusterApi for Loopback {
-    fn cluster_status<'a>(&'a self, target: &'a Target) -> BoxFuture<'a, Result<ClusterView>> {
-        Box::pin(async move { self.grpc.cluster_status(&self.target(target)).await })
+    fn cluster_status<'a>(
+        &'a self,
+        target: &'a Target,
+        hot_ops_per_sec: f64,
+    ) -> BoxFuture<'a, Result<ClusterView>> {
+        Box::pin(async move {
+            self.grpc
+                .cluster_status(&self.target(target), hot_ops_per_sec)
+                .await
+        })
     }
 
     fn join<'a>(
@@ -116,7 +124,7 @@ async fn wait_for_leader(api: &GrpcClusterApi, endpoint: &str) -> ClusterView {
         endpoints: vec![endpoint.into()],
     };
     for _ in 0..100 {
-        if let Ok(v) = api.cluster_status(&target).await {
+        if let Ok(v) = api.cluster_status(&target, 5000.0).await {
             if v.leader_id.is_some() {
                 return v;
             }
@@ -144,12 +152,12 @@ async fn grpc_client_joins_and_leaves_on_a_real_controller() {
         .join(&target, vec![members(1), members(2)])
         .await
         .unwrap();
-    let v = api.cluster_status(&target).await.unwrap();
+    let v = api.cluster_status(&target, 5000.0).await.unwrap();
     assert_eq!(v.config_num, num);
     assert_eq!(v.groups.keys().copied().collect::<Vec<_>>(), vec![1, 2]);
     assert_eq!((v.range_count, v.ranges_of(1), v.ranges_of(2)), (8, 4, 4));
     api.leave(&target, vec![2]).await.unwrap();
-    let v = api.cluster_status(&target).await.unwrap();
+    let v = api.cluster_status(&target, 5000.0).await.unwrap();
     assert!(!v.has_group(2));
     // The real controller reassigns a leaving group's ranges in the config at
     // once; the operator therefore also waits for the group's own key count.
@@ -181,6 +189,37 @@ async fn reconciler_drives_a_real_controller_through_create_scale_down_and_up() 
         .iter()
         .all(|g| g.state == GroupState::Serving && g.range_count == 4));
     let joined_at = st.config_num.unwrap();
+    assert!(st.hot_ranges.is_empty(), "no load reported yet");
+
+    // Group 1's leader reports load (as a shard node's reporter does) for
+    // its 4 ranges: the first above the spec's threshold, the second hotter
+    // still, the third below it, the fourth hot but at an old epoch.
+    let owned = report_load(&ctl.endpoint, 1, |i, epoch| match i {
+        0 => (9000.0, epoch),
+        1 => (12000.0, epoch),
+        2 => (10.0, epoch),
+        _ => (50000.0, epoch + 1),
+    })
+    .await;
+    assert_eq!(owned.len(), 4);
+    h.reconcile().await;
+    let st = h.api.cluster().status.unwrap();
+    let threshold = f64::from(h.api.cluster().spec.rebalancing.hot_threshold_ops_per_sec);
+    assert!(threshold < 9000.0 && threshold > 10.0, "{threshold}");
+    assert_eq!(
+        st.hot_ranges
+            .iter()
+            .map(|r| (r.range_id, r.ops_per_sec))
+            .collect::<Vec<_>>(),
+        [(owned[1].id as i64, 12000.0), (owned[0].id as i64, 9000.0)]
+    );
+    let first = &owned[1];
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    assert_eq!(st.hot_ranges[0].gid, 1);
+    assert_eq!(
+        (&st.hot_ranges[0].start, &st.hot_ranges[0].end),
+        (&hex(&first.start), &hex(&first.end))
+    );
 
     // Scale down: Leave on the real controller; the group still stores keys.
     h.controller.set_group_keys(2, 100);
@@ -210,6 +249,45 @@ async fn reconciler_drives_a_real_controller_through_create_scale_down_and_up() 
         .iter()
         .all(|g| g.state == GroupState::Serving && g.range_count == 4));
     ctl.shutdown().await;
+}
+
+/// Sends group `gid`'s load report for every range it owns in the latest
+/// config: `load(i, epoch)` gives the i-th owned range's (ops/s, reported
+/// epoch). Returns the owned ranges, in config order.
+async fn report_load(
+    endpoint: &str,
+    gid: u64,
+    load: impl Fn(usize, u64) -> (f64, u64),
+) -> Vec<pb::Range> {
+    let mut client = pb::controller_client::ControllerClient::connect(endpoint.to_string())
+        .await
+        .unwrap();
+    let latest = client
+        .query(pb::QueryRequest { num: None })
+        .await
+        .unwrap()
+        .into_inner()
+        .config
+        .unwrap();
+    let owned: Vec<pb::Range> = latest.ranges.into_iter().filter(|r| r.gid == gid).collect();
+    let ranges = owned
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let (ops_per_sec, epoch) = load(i, r.epoch);
+            pb::RangeLoad {
+                range_id: r.id,
+                epoch,
+                ops_per_sec,
+                ..Default::default()
+            }
+        })
+        .collect();
+    client
+        .report_load(pb::ReportLoadRequest { gid, ranges })
+        .await
+        .unwrap();
+    owned
 }
 
 #[tokio::test]
