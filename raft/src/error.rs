@@ -58,13 +58,7 @@ impl ApiError {
 
     /// `NotLeader` when the leader is known, else `NoLeader` in `term`.
     pub fn forward(leader_id: Option<NodeId>, leader_addr: Option<String>, term: u64) -> Self {
-        match leader_id {
-            Some(id) => ApiError::NotLeader {
-                leader_id: Some(id),
-                leader_addr,
-            },
-            None => ApiError::NoLeader { term },
-        }
+        Refusal::forward(leader_id, leader_addr, term).into()
     }
 
     /// Maps a failed membership change or client write: "forward to leader"
@@ -73,11 +67,63 @@ impl ApiError {
         e: RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>,
         term: u64,
     ) -> Self {
+        Refusal::from_write(e, term).into()
+    }
+}
+
+/// Why Raft turned a write or a read barrier down, in a form cheap to clone
+/// for every waiter of a batch (proposal batching, batched read index).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    NotLeader {
+        leader_id: NodeId,
+        leader_addr: Option<String>,
+    },
+    NoLeader {
+        term: u64,
+    },
+    Failed(String),
+}
+
+impl Refusal {
+    /// `NotLeader` when the leader is known, else `NoLeader` in `term`.
+    pub fn forward(leader_id: Option<NodeId>, leader_addr: Option<String>, term: u64) -> Self {
+        match leader_id {
+            Some(leader_id) => Refusal::NotLeader {
+                leader_id,
+                leader_addr,
+            },
+            None => Refusal::NoLeader { term },
+        }
+    }
+
+    /// A failed client write or membership change: "forward to leader"
+    /// becomes `NotLeader`/`NoLeader`, anything else `Failed`.
+    pub fn from_write(
+        e: RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>,
+        term: u64,
+    ) -> Self {
         match e {
             RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => {
-                ApiError::forward(f.leader_id, f.leader_node.map(|n| n.addr), term)
+                Refusal::forward(f.leader_id, f.leader_node.map(|n| n.addr), term)
             }
-            other => ApiError::Raft(other.to_string()),
+            other => Refusal::Failed(other.to_string()),
+        }
+    }
+}
+
+impl From<Refusal> for ApiError {
+    fn from(r: Refusal) -> Self {
+        match r {
+            Refusal::NotLeader {
+                leader_id,
+                leader_addr,
+            } => ApiError::NotLeader {
+                leader_id: Some(leader_id),
+                leader_addr,
+            },
+            Refusal::NoLeader { term } => ApiError::NoLeader { term },
+            Refusal::Failed(msg) => ApiError::Raft(msg),
         }
     }
 }

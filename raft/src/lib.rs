@@ -47,7 +47,7 @@ pub mod read_index;
 pub mod store;
 pub mod transport;
 
-pub use error::ApiError;
+pub use error::{ApiError, Refusal};
 
 /// The openraft type configurations this crate serves: `u64` ids,
 /// [`BasicNode`] addresses, the standard entry, `Cursor<Vec<u8>>` snapshots,

@@ -15,8 +15,8 @@ use std::sync::Arc;
 use openraft::error::{CheckIsLeaderError, RaftError};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
-use crate::error::ApiError;
-use crate::{NodeId, RaftTypes};
+use crate::error::{ApiError, Refusal};
+use crate::RaftTypes;
 
 /// Queued reads waiting for the next barrier.
 const QUEUE_DEPTH: usize = 65_536;
@@ -24,35 +24,7 @@ const QUEUE_DEPTH: usize = 65_536;
 const MAX_ROUNDS_IN_FLIGHT: usize = 4;
 
 /// Outcome of one barrier round, cheap to hand to every waiter.
-#[derive(Debug, Clone)]
-enum Outcome {
-    Ready,
-    NotLeader {
-        leader_id: NodeId,
-        leader_addr: Option<String>,
-    },
-    NoLeader {
-        term: u64,
-    },
-    Failed(String),
-}
-
-impl Outcome {
-    fn into_result(self) -> Result<(), ApiError> {
-        match self {
-            Outcome::Ready => Ok(()),
-            Outcome::NotLeader {
-                leader_id,
-                leader_addr,
-            } => Err(ApiError::NotLeader {
-                leader_id: Some(leader_id),
-                leader_addr,
-            }),
-            Outcome::NoLeader { term } => Err(ApiError::NoLeader { term }),
-            Outcome::Failed(msg) => Err(ApiError::Raft(msg)),
-        }
-    }
-}
+type Outcome = Result<(), Refusal>;
 
 /// Handle on the batching task; cheap to clone.
 #[derive(Clone)]
@@ -76,7 +48,9 @@ impl ReadIndex {
             .send(tx)
             .await
             .map_err(|_| ApiError::ShuttingDown)?;
-        rx.await.map_err(|_| ApiError::ShuttingDown)?.into_result()
+        rx.await
+            .map_err(|_| ApiError::ShuttingDown)?
+            .map_err(ApiError::from)
     }
 }
 
@@ -106,20 +80,17 @@ async fn run_batches<C: RaftTypes>(
 }
 
 async fn check<C: RaftTypes>(raft: &openraft::Raft<C>) -> Outcome {
+    let term = || raft.metrics().borrow().current_term;
     match raft.ensure_linearizable().await {
-        Ok(_) => Outcome::Ready,
-        Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => match f.leader_id {
-            Some(leader_id) => Outcome::NotLeader {
-                leader_id,
-                leader_addr: f.leader_node.map(|n| n.addr),
-            },
-            None => Outcome::NoLeader {
-                term: raft.metrics().borrow().current_term,
-            },
-        },
-        Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(_))) => Outcome::NoLeader {
-            term: raft.metrics().borrow().current_term,
-        },
-        Err(RaftError::Fatal(e)) => Outcome::Failed(e.to_string()),
+        Ok(_) => Ok(()),
+        Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => Err(Refusal::forward(
+            f.leader_id,
+            f.leader_node.map(|n| n.addr),
+            term(),
+        )),
+        Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(_))) => {
+            Err(Refusal::NoLeader { term: term() })
+        }
+        Err(RaftError::Fatal(e)) => Err(Refusal::Failed(e.to_string())),
     }
 }

@@ -12,6 +12,7 @@ use shardline_proto::keyspace::PartitionMode;
 use shardline_raft::args::RaftArgs;
 
 use crate::error::NodeError;
+use shardline_raft::ApiError;
 
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -67,17 +68,19 @@ impl NodeArgs {
             ("--controller-timeout", self.controller_timeout),
         ] {
             if d < Duration::from_millis(10) {
-                return Err(NodeError::BadFlag {
+                return Err(ApiError::BadFlag {
                     flag,
                     reason: "must be at least 10ms".into(),
-                });
+                }
+                .into());
             }
         }
         if self.controller.iter().any(|c| c.trim().is_empty()) {
-            return Err(NodeError::BadFlag {
+            return Err(ApiError::BadFlag {
                 flag: "--controller",
                 reason: "an address is empty".into(),
-            });
+            }
+            .into());
         }
         Ok(())
     }

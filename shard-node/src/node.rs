@@ -26,6 +26,7 @@ use crate::metrics::Metrics;
 use crate::proposer::Proposer;
 use crate::store::{self, KvReader};
 use crate::types::Raft;
+use shardline_raft::ApiError;
 
 /// File name of the member's redb database inside `--data-dir`.
 pub const DB_FILE: &str = "shard.redb";
@@ -53,7 +54,7 @@ pub async fn run(
     let config = Arc::new(args.raft_config()?);
     let raft = Raft::new(args.raft.node_id, config, network, opened.log, opened.sm)
         .await
-        .map_err(|e| NodeError::Raft(e.to_string()))?;
+        .map_err(|e| NodeError::from(ApiError::Raft(e.to_string())))?;
 
     let metrics = Metrics::new();
     let watcher = metrics.spawn_raft_watcher(raft.clone());
@@ -77,9 +78,11 @@ pub async fn run(
             raft.clone(),
             metrics.clone(),
         );
-        Some(started.map_err(|e| NodeError::BadFlag {
-            flag: "--controller",
-            reason: e.to_string(),
+        Some(started.map_err(|e| {
+            NodeError::from(ApiError::BadFlag {
+                flag: "--controller",
+                reason: e.to_string(),
+            })
         })?)
     };
 

@@ -21,11 +21,11 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use openraft::error::{ClientWriteError, RaftError};
+use shardline_raft::{ApiError, Refusal};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use crate::error::NodeError;
-use crate::types::{Applied, Command, NodeId, Proposal, Raft, SessionClock};
+use crate::types::{Applied, Command, Proposal, Raft, SessionClock};
 
 /// Writes queued before callers wait to enqueue.
 const QUEUE_DEPTH: usize = 65_536;
@@ -40,36 +40,7 @@ const MAX_IN_FLIGHT: usize = 4;
 /// results are forgotten. Far above any client's retry budget (seconds).
 pub const DEFAULT_SESSION_TTL: Duration = Duration::from_secs(3600);
 
-type Reply = oneshot::Sender<Result<Applied, Outcome>>;
-
-/// Failure of one proposal, cheap to hand to every command in it.
-#[derive(Debug, Clone)]
-enum Outcome {
-    NotLeader {
-        leader_id: NodeId,
-        leader_addr: Option<String>,
-    },
-    NoLeader {
-        term: u64,
-    },
-    Failed(String),
-}
-
-impl From<Outcome> for NodeError {
-    fn from(o: Outcome) -> Self {
-        match o {
-            Outcome::NotLeader {
-                leader_id,
-                leader_addr,
-            } => NodeError::NotLeader {
-                leader_id: Some(leader_id),
-                leader_addr,
-            },
-            Outcome::NoLeader { term } => NodeError::NoLeader { term },
-            Outcome::Failed(msg) => NodeError::Raft(msg),
-        }
-    }
-}
+type Reply = oneshot::Sender<Result<Applied, Refusal>>;
 
 #[derive(Clone)]
 pub struct Proposer {
@@ -98,9 +69,9 @@ impl Proposer {
         self.queue
             .send((command, tx))
             .await
-            .map_err(|_| NodeError::ShuttingDown)?;
+            .map_err(|_| NodeError::from(ApiError::ShuttingDown))?;
         rx.await
-            .map_err(|_| NodeError::ShuttingDown)?
+            .map_err(|_| NodeError::from(ApiError::ShuttingDown))?
             .map_err(NodeError::from)
     }
 }
@@ -186,7 +157,7 @@ async fn run(raft: Raft, session_ttl_ms: u64, mut rx: mpsc::Receiver<(Command, R
                             resp.data.len()
                         );
                         for r in replies {
-                            let _ = r.send(Err(Outcome::Failed(msg.clone())));
+                            let _ = r.send(Err(Refusal::Failed(msg.clone())));
                         }
                     } else {
                         for (r, applied) in replies.into_iter().zip(resp.data) {
@@ -195,32 +166,14 @@ async fn run(raft: Raft, session_ttl_ms: u64, mut rx: mpsc::Receiver<(Command, R
                     }
                 }
                 Err(e) => {
-                    let outcome = outcome_of(&raft, e);
+                    let refusal = Refusal::from_write(e, raft.metrics().borrow().current_term);
                     for r in replies {
-                        let _ = r.send(Err(outcome.clone()));
+                        let _ = r.send(Err(refusal.clone()));
                     }
                 }
             }
             drop(permit);
         });
-    }
-}
-
-fn outcome_of(
-    raft: &Raft,
-    e: RaftError<NodeId, ClientWriteError<NodeId, openraft::BasicNode>>,
-) -> Outcome {
-    match e {
-        RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => match f.leader_id {
-            Some(leader_id) => Outcome::NotLeader {
-                leader_id,
-                leader_addr: f.leader_node.map(|n| n.addr),
-            },
-            None => Outcome::NoLeader {
-                term: raft.metrics().borrow().current_term,
-            },
-        },
-        other => Outcome::Failed(other.to_string()),
     }
 }
 

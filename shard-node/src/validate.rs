@@ -8,12 +8,14 @@ use shardline_proto::pb;
 
 use crate::error::NodeError;
 use crate::types::{BatchOp, Session};
+use shardline_raft::ApiError;
 
 fn invalid(field: &'static str, reason: impl Into<String>) -> NodeError {
-    NodeError::InvalidArgument {
+    ApiError::InvalidArgument {
         field,
         reason: reason.into(),
     }
+    .into()
 }
 
 pub fn key(field: &'static str, key: &[u8]) -> Result<(), NodeError> {
@@ -128,7 +130,7 @@ mod tests {
 
     fn field(e: NodeError) -> &'static str {
         match e {
-            NodeError::InvalidArgument { field, .. } => field,
+            NodeError::Api(ApiError::InvalidArgument { field, .. }) => field,
             other => panic!("expected InvalidArgument, got {other}"),
         }
     }

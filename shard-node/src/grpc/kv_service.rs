@@ -16,6 +16,7 @@ use crate::store::KvReader;
 use crate::types::{BatchOp, Command, CommandResult, Op, Session};
 use crate::validate;
 use shardline_raft::read_index::ReadIndex;
+use shardline_raft::ApiError;
 
 pub struct KvService {
     pub reader: KvReader,
@@ -169,9 +170,9 @@ impl Kv for KvService {
                         index,
                     })
                 }
-                (other, _) => Err(NodeError::Raft(format!(
-                    "unexpected result for CAS: {other:?}"
-                ))),
+                (other, _) => {
+                    Err(ApiError::Raft(format!("unexpected result for CAS: {other:?}")).into())
+                }
             }
         })
         .await
