@@ -121,6 +121,12 @@ impl SessionClock {
         session_ttl_ms: 0,
     };
 
+    /// How stale a session's recorded last use may get before a write
+    /// refreshes it: 1/64 of the TTL (about a minute for an hour).
+    pub fn refresh_resolution_ms(&self) -> u64 {
+        self.session_ttl_ms / 64
+    }
+
     /// Sessions last used before this instant (ms) are expired, if any.
     pub fn expiry_cutoff_ms(&self) -> Option<u64> {
         (self.now_ms > 0 && self.session_ttl_ms > 0)

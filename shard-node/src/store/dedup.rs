@@ -102,14 +102,20 @@ impl DedupTables<'_> {
     }
 
     /// Records that `client_id` wrote at `now_ms` (moves its expiry entry).
-    pub(crate) fn touch(&mut self, client_id: &[u8; 16], now_ms: u64) -> Result<(), StoreError> {
-        let previous = self
-            .seen
-            .insert(client_id.as_slice(), now_ms)?
-            .map(|g| g.value());
-        if previous == Some(now_ms) {
+    /// A time less than `resolution_ms` newer than the stored one is not
+    /// written: a busy client costs one lookup per write, not three writes,
+    /// and its session may expire up to `resolution_ms` early.
+    pub(crate) fn touch(
+        &mut self,
+        client_id: &[u8; 16],
+        now_ms: u64,
+        resolution_ms: u64,
+    ) -> Result<(), StoreError> {
+        let previous = self.seen.get(client_id.as_slice())?.map(|g| g.value());
+        if previous.is_some_and(|p| now_ms.saturating_sub(p) < resolution_ms.max(1)) {
             return Ok(());
         }
+        self.seen.insert(client_id.as_slice(), now_ms)?;
         if let Some(previous) = previous {
             self.expiry
                 .remove(expiry_key(previous, client_id).as_slice())?;

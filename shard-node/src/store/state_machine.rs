@@ -20,8 +20,8 @@ use super::dedup::{DedupTables, Verdict};
 use super::snapshot::{self, SnapshotBuilder};
 use super::tables;
 use crate::types::{
-    Applied, BatchOp, Command, CommandResult, Entry, LogId, NodeId, Op, Snapshot, SnapshotMeta,
-    StoredMembership, TypeConfig,
+    Applied, BatchOp, Command, CommandResult, Entry, LogId, NodeId, Op, SessionClock, Snapshot,
+    SnapshotMeta, StoredMembership, TypeConfig,
 };
 
 /// The replicated state machine of one node.
@@ -96,11 +96,11 @@ pub(crate) fn apply_entries(
                     if let Some(cutoff) = proposal.clock.expiry_cutoff_ms() {
                         dedup.expire(cutoff, MAX_EXPIRED_PER_ENTRY)?;
                     }
-                    let now_ms = proposal.clock.now_ms;
+                    let clock = proposal.clock;
                     proposal
                         .commands
                         .into_iter()
-                        .map(|c| apply_command(&mut kv, &mut dedup, mode, index, now_ms, c))
+                        .map(|c| apply_command(&mut kv, &mut dedup, mode, index, clock, c))
                         .collect::<Result<Vec<_>, _>>()?
                 }
                 EntryPayload::Membership(m) => {
@@ -123,13 +123,14 @@ pub(crate) fn apply_entries(
 }
 
 /// Applies one command, consulting and updating the session table; a
-/// session's write at `now_ms` (the proposal's clock, 0 = none) refreshes it.
+/// session's write refreshes its last use by the proposal's `clock`
+/// (`now_ms` 0 = no clock).
 fn apply_command(
     kv: &mut Table<&'static [u8], &'static [u8]>,
     dedup: &mut DedupTables<'_>,
     mode: PartitionMode,
     index: u64,
-    now_ms: u64,
+    clock: SessionClock,
     command: Command,
 ) -> Result<Applied, StoreError> {
     let Some(session) = command.session else {
@@ -138,8 +139,12 @@ fn apply_command(
             result: apply_op(kv, mode, command.op)?,
         });
     };
-    if now_ms > 0 {
-        dedup.touch(&session.client_id, now_ms)?;
+    if clock.now_ms > 0 {
+        dedup.touch(
+            &session.client_id,
+            clock.now_ms,
+            clock.refresh_resolution_ms(),
+        )?;
     }
     match dedup.check(&session)? {
         Verdict::Fresh => {

@@ -768,3 +768,18 @@ async fn session_times_travel_in_snapshots_and_expire_identically_after_install(
     assert_eq!(sessions(&a), vec![(2, 2000)]);
     assert_eq!(sessions(&b_store), sessions(&a));
 }
+
+#[tokio::test]
+async fn a_busy_session_refreshes_its_last_use_at_most_once_per_ttl_64th() {
+    let (_dir, mut s) = fresh(PartitionMode::Range);
+    const TTL: u64 = 6400; // refresh resolution 100 ms
+    apply_at(&mut s, 1, 1000, TTL, vec![with(1, 1, 0, put("a", "1"))]).await;
+    apply_at(&mut s, 2, 1099, TTL, vec![with(1, 2, 0, put("a", "2"))]).await;
+    assert_eq!(
+        sessions(&s),
+        vec![(1, 1000)],
+        "within the resolution: not rewritten"
+    );
+    apply_at(&mut s, 3, 1100, TTL, vec![with(1, 3, 0, put("a", "3"))]).await;
+    assert_eq!(sessions(&s), vec![(1, 1100)]);
+}
