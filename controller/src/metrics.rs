@@ -5,34 +5,17 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use prometheus_client::encoding::text::encode;
-use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
-use shardline_raft::metrics::RaftGauges;
+use shardline_raft::metrics::{self as raft_metrics, RaftGauges, RequestMetrics};
 use tonic::{Code, Status};
 
 use crate::store::ShardMap;
 use crate::types::Raft;
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct RequestLabels {
-    method: &'static str,
-    result: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct MethodLabels {
-    method: &'static str,
-}
-
 struct Inner {
     registry: Registry,
-    requests: Family<RequestLabels, Counter>,
-    latency: Family<MethodLabels, Histogram>,
+    requests: RequestMetrics,
     watches: Gauge,
     latest_config: Gauge,
     raft: RaftGauges,
@@ -76,21 +59,8 @@ pub fn code_label(code: Code) -> &'static str {
 impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("shardline_controller");
-        let requests = Family::<RequestLabels, Counter>::default();
-        let latency = Family::<MethodLabels, Histogram>::new_with_constructor(|| {
-            Histogram::new(exponential_buckets(0.0001, 2.0, 18))
-        });
+        let requests = RequestMetrics::register(&mut registry, "Controller");
         let (watches, latest_config) = (Gauge::default(), Gauge::default());
-        registry.register(
-            "requests",
-            "Controller requests by method and result",
-            requests.clone(),
-        );
-        registry.register(
-            "request_duration_seconds",
-            "Controller request latency",
-            latency.clone(),
-        );
         registry.register(
             "config_watches",
             "Open WatchConfig streams",
@@ -106,7 +76,6 @@ impl Metrics {
             inner: Arc::new(Inner {
                 registry,
                 requests,
-                latency,
                 watches,
                 latest_config,
                 raft,
@@ -120,14 +89,7 @@ impl Metrics {
             Ok(()) => "ok",
             Err(s) => code_label(s.code()),
         };
-        self.inner
-            .requests
-            .get_or_create(&RequestLabels { method, result })
-            .inc();
-        self.inner
-            .latency
-            .get_or_create(&MethodLabels { method })
-            .observe(took.as_secs_f64());
+        self.inner.requests.observe(method, result, took);
     }
 
     /// Counts an open watch until the returned guard is dropped.
@@ -140,10 +102,7 @@ impl Metrics {
 
     /// Text exposition format for `/metrics`.
     pub fn render(&self) -> String {
-        let mut out = String::new();
-        // Writing into a String cannot fail.
-        let _ = encode(&mut out, &self.inner.registry);
-        out
+        raft_metrics::render(&self.inner.registry)
     }
 
     /// Follows openraft's metrics and the applied config number until the

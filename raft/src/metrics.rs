@@ -1,9 +1,18 @@
-//! The Raft gauges every member exports (term, commit index, applied index,
-//! apply lag, leadership, leader changes), registered into the member's own
-//! Prometheus registry and refreshed from openraft's metrics watch.
+//! The metrics every member exports, registered into the member's own
+//! Prometheus registry:
+//! - [`RaftGauges`]: term, commit index, applied index, apply lag,
+//!   leadership and leader changes, refreshed from openraft's metrics watch;
+//! - [`RequestMetrics`]: requests by method and result, and their latency;
+//! - [`render`]: the text exposition of a registry for `/metrics`.
 
+use std::time::Duration;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 use tokio::sync::watch;
 
@@ -86,5 +95,84 @@ impl RaftGauges {
                 }
             }
         })
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    method: &'static str,
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MethodLabels {
+    method: &'static str,
+}
+
+/// `requests{method,result}` and `request_duration_seconds{method}`. Cheap
+/// to clone; clones update the same registered metrics.
+#[derive(Clone)]
+pub struct RequestMetrics {
+    requests: Family<RequestLabels, Counter>,
+    latency: Family<MethodLabels, Histogram>,
+}
+
+impl RequestMetrics {
+    /// Creates both families and registers them in `registry`; `service`
+    /// names the requests in the help texts ("KV", "Controller").
+    pub fn register(registry: &mut Registry, service: &str) -> Self {
+        let requests = Family::<RequestLabels, Counter>::default();
+        let latency = Family::<MethodLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.0001, 2.0, 18))
+        });
+        registry.register(
+            "requests",
+            format!("{service} requests by method and result"),
+            requests.clone(),
+        );
+        registry.register(
+            "request_duration_seconds",
+            format!("{service} request latency"),
+            latency.clone(),
+        );
+        RequestMetrics { requests, latency }
+    }
+
+    /// Records one finished request.
+    pub fn observe(&self, method: &'static str, result: &'static str, took: Duration) {
+        self.requests
+            .get_or_create(&RequestLabels { method, result })
+            .inc();
+        self.latency
+            .get_or_create(&MethodLabels { method })
+            .observe(took.as_secs_f64());
+    }
+}
+
+/// Text exposition format of `registry`, for `/metrics`.
+pub fn render(registry: &Registry) -> String {
+    let mut out = String::new();
+    // Writing into a String cannot fail.
+    let _ = encode(&mut out, registry);
+    out
+}
+
+#[cfg(test)]
+mod request_metrics_tests {
+    use super::*;
+
+    #[test]
+    fn requests_are_counted_by_method_and_result_and_timed_by_method() {
+        let mut registry = Registry::with_prefix("shardline");
+        let m = RequestMetrics::register(&mut registry, "KV");
+        m.observe("put", "ok", Duration::from_millis(2));
+        m.observe("put", "ok", Duration::from_millis(4));
+        m.observe("put", "not_leader", Duration::from_millis(1));
+        let text = render(&registry);
+        assert!(text.contains("# HELP shardline_requests KV requests by method and result"));
+        assert!(text.contains(r#"shardline_requests_total{method="put",result="ok"} 2"#));
+        assert!(text.contains(r#"shardline_requests_total{method="put",result="not_leader"} 1"#));
+        assert!(text.contains(r#"shardline_request_duration_seconds_count{method="put"} 3"#));
+        assert!(text.contains(r#"shardline_request_duration_seconds_sum{method="put"} 0.007"#));
     }
 }

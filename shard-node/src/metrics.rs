@@ -5,37 +5,23 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use prometheus_client::encoding::text::encode;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
-use shardline_raft::metrics::RaftGauges;
+use shardline_raft::metrics::{self as raft_metrics, RaftGauges, RequestMetrics};
 
 use crate::types::Raft;
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct RequestLabels {
-    method: &'static str,
-    result: &'static str,
-}
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ResultLabels {
     result: &'static str,
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct MethodLabels {
-    method: &'static str,
-}
-
 struct Inner {
     registry: Registry,
-    requests: Family<RequestLabels, Counter>,
-    latency: Family<MethodLabels, Histogram>,
+    requests: RequestMetrics,
     load_reports: Family<ResultLabels, Counter>,
     raft: RaftGauges,
 }
@@ -55,20 +41,7 @@ impl Default for Metrics {
 impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("shardline");
-        let requests = Family::<RequestLabels, Counter>::default();
-        let latency = Family::<MethodLabels, Histogram>::new_with_constructor(|| {
-            Histogram::new(exponential_buckets(0.0001, 2.0, 18))
-        });
-        registry.register(
-            "requests",
-            "KV requests by method and result",
-            requests.clone(),
-        );
-        registry.register(
-            "request_duration_seconds",
-            "KV request latency",
-            latency.clone(),
-        );
+        let requests = RequestMetrics::register(&mut registry, "KV");
         let load_reports = Family::<ResultLabels, Counter>::default();
         registry.register(
             "load_reports",
@@ -80,7 +53,6 @@ impl Metrics {
             inner: Arc::new(Inner {
                 registry,
                 requests,
-                latency,
                 load_reports,
                 raft,
             }),
@@ -88,14 +60,7 @@ impl Metrics {
     }
 
     pub fn observe_request(&self, method: &'static str, result: &'static str, took: Duration) {
-        self.inner
-            .requests
-            .get_or_create(&RequestLabels { method, result })
-            .inc();
-        self.inner
-            .latency
-            .get_or_create(&MethodLabels { method })
-            .observe(took.as_secs_f64());
+        self.inner.requests.observe(method, result, took);
     }
 
     /// Counts one load report round: `ok`, or the error's kind.
@@ -108,10 +73,7 @@ impl Metrics {
 
     /// Text exposition format for `/metrics`.
     pub fn render(&self) -> String {
-        let mut out = String::new();
-        // Writing into a String cannot fail.
-        let _ = encode(&mut out, &self.inner.registry);
-        out
+        raft_metrics::render(&self.inner.registry)
     }
 
     /// Follows openraft's metrics until the Raft instance shuts down.
