@@ -2,219 +2,49 @@
 //! processes on loopback, each with its own data directory under one
 //! temporary directory.
 //!
-//! [`TestController`] mirrors [`crate::TestGroup`]: members can be killed
-//! (`SIGKILL`), stopped (`SIGTERM`) and restarted on the same directory and
-//! ports, optionally with other flags; their state is read through the
-//! shared `Admin` service every member serves, and the controller API through
-//! [`ControllerClient`]. When a test panics, the tail of every member's log
-//! is printed.
+//! [`TestController`] is [`Processes`] of `shard-controller` (kill, stop,
+//! restart, join, leader, log dumps on panic, like [`crate::TestGroup`]),
+//! plus the controller API through [`ControllerClient`].
 
-use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::Result;
 use shardline_client::controller::ControllerClient;
-use shardline_client::{AdminClient, ClientOptions};
-use shardline_proto::pb;
+use shardline_client::ClientOptions;
 
-use crate::{binaries, free_port, quick_options, wait_until};
+use crate::processes::{Processes, Role};
+use crate::{binaries, quick_options, wait_until};
 
-pub struct ControllerMember {
-    pub id: u64,
-    pub addr: String,
-    pub http: String,
-    pub data_dir: PathBuf,
-    pub log: PathBuf,
-    child: Option<Child>,
-    /// Set for members started with `--join` instead of `--peers`.
-    join: Option<String>,
+/// A controller group: [`Processes`] of `shard-controller`, plus what only
+/// a controller answers.
+pub struct TestController {
+    processes: Processes,
 }
 
-impl ControllerMember {
-    pub fn is_running(&self) -> bool {
-        self.child.is_some()
+impl std::ops::Deref for TestController {
+    type Target = Processes;
+    fn deref(&self) -> &Processes {
+        &self.processes
     }
 }
 
-/// A controller group of child processes.
-pub struct TestController {
-    dir: tempfile::TempDir,
-    pub members: Vec<ControllerMember>,
-    peers: String,
-    /// Flags given to every member.
-    extra: Vec<String>,
+impl std::ops::DerefMut for TestController {
+    fn deref_mut(&mut self) -> &mut Processes {
+        &mut self.processes
+    }
 }
 
 impl TestController {
     /// Starts an `n`-member controller; `extra` flags go to every member.
     pub fn start(n: u64, extra: &[&str]) -> Result<Self> {
-        let dir = tempfile::tempdir()?;
-        let members: Vec<ControllerMember> = (1..=n).map(|id| new_member(&dir, id, None)).collect();
-        let peers = members
-            .iter()
-            .map(|m| format!("{}={}", m.id, m.addr))
-            .collect::<Vec<_>>()
-            .join(",");
-        let mut c = TestController {
-            dir,
-            members,
-            peers,
-            extra: extra.iter().map(|s| s.to_string()).collect(),
+        let role = Role {
+            name: "controller",
+            binary: binaries().shard_controller.clone(),
+            args: Vec::new(),
         };
-        for id in 1..=n {
-            c.spawn(id, &[])?;
-        }
-        Ok(c)
-    }
-
-    fn member(&self, id: u64) -> &ControllerMember {
-        self.members.iter().find(|m| m.id == id).expect("member id")
-    }
-
-    fn member_mut(&mut self, id: u64) -> &mut ControllerMember {
-        self.members
-            .iter_mut()
-            .find(|m| m.id == id)
-            .expect("member id")
-    }
-
-    /// Starts member `id` with the common flags, then `more`.
-    fn spawn(&mut self, id: u64, more: &[&str]) -> Result<()> {
-        let (peers, extra) = (self.peers.clone(), self.extra.clone());
-        let m = self.member_mut(id);
-        let bootstrap = match &m.join {
-            Some(via) => vec!["--join".to_string(), via.clone()],
-            None => vec!["--peers".to_string(), peers],
-        };
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&m.log)?;
-        let child = Command::new(&binaries().shard_controller)
-            .args([
-                "--node-id",
-                &id.to_string(),
-                "--listen",
-                &m.addr,
-                "--http-listen",
-                &m.http,
-            ])
-            .arg("--data-dir")
-            .arg(&m.data_dir)
-            .args(&bootstrap)
-            .args(&extra)
-            .args(more)
-            .env("RUST_LOG", "info,openraft=warn")
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .stdin(Stdio::null())
-            .spawn()
-            .context("spawn shard-controller")?;
-        m.child = Some(child);
-        Ok(())
-    }
-
-    /// Starts a new member that joins the running controller through `via`.
-    pub fn add_joining_member(&mut self, via: &str) -> Result<u64> {
-        let id = self.members.iter().map(|m| m.id).max().unwrap_or(0) + 1;
-        self.members
-            .push(new_member(&self.dir, id, Some(via.to_string())));
-        self.spawn(id, &[])?;
-        Ok(id)
-    }
-
-    pub fn endpoints(&self) -> Vec<String> {
-        self.members.iter().map(|m| m.addr.clone()).collect()
-    }
-
-    pub fn addr(&self, id: u64) -> String {
-        self.member(id).addr.clone()
-    }
-
-    pub fn running(&self) -> Vec<u64> {
-        self.members
-            .iter()
-            .filter(|m| m.is_running())
-            .map(|m| m.id)
-            .collect()
-    }
-
-    /// `kill -9` one member.
-    pub fn kill(&mut self, id: u64) {
-        if let Some(mut c) = self.member_mut(id).child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    /// SIGTERM one member and wait for it to exit; returns its exit success.
-    pub fn terminate(&mut self, id: u64, timeout: Duration) -> Result<bool> {
-        let Some(mut c) = self.member_mut(id).child.take() else {
-            bail!("member {id} is not running")
-        };
-        Command::new("kill")
-            .args(["-TERM", &c.id().to_string()])
-            .status()?;
-        wait_exit(&mut c, timeout).map(|s| s.success())
-    }
-
-    /// Restarts a stopped member on its data directory and ports.
-    pub fn restart(&mut self, id: u64) -> Result<()> {
-        self.restart_with(id, &[])
-    }
-
-    /// Restarts a stopped member with `more` flags after the common ones.
-    pub fn restart_with(&mut self, id: u64, more: &[&str]) -> Result<()> {
-        if self.member(id).is_running() {
-            bail!("member {id} is still running");
-        }
-        self.spawn(id, more)
-    }
-
-    /// Waits for member `id` to exit on its own (e.g. refusing bad flags).
-    pub fn wait_exit(&mut self, id: u64, timeout: Duration) -> Result<ExitStatus> {
-        let Some(mut c) = self.member_mut(id).child.take() else {
-            bail!("member {id} is not running")
-        };
-        wait_exit(&mut c, timeout)
-    }
-
-    /// Member `id`'s log so far.
-    pub fn log_text(&self, id: u64) -> String {
-        std::fs::read_to_string(&self.member(id).log).unwrap_or_default()
-    }
-
-    /// `Admin.Status` of member `id` (one short attempt).
-    pub async fn status(&self, id: u64) -> Result<pb::StatusResponse> {
-        let admin = AdminClient::connect(vec![self.addr(id)], quick_options()).await?;
-        Ok(admin.status_of(&self.addr(id)).await?)
-    }
-
-    /// Waits until every running member reports the same leader, which
-    /// itself claims leadership; returns it.
-    pub async fn wait_for_leader(&self, timeout: Duration) -> Result<u64> {
-        let running = self.running();
-        wait_until(
-            "a controller leader all running members agree on",
-            timeout,
-            || {
-                let running = running.clone();
-                async move {
-                    let mut leader = None;
-                    for id in running {
-                        let l = self.status(id).await.ok()?.leader_id?;
-                        if leader.is_some_and(|x| x != l) {
-                            return None;
-                        }
-                        leader = Some(l);
-                    }
-                    let l = leader?;
-                    (self.status(l).await.ok()?.state == "leader").then_some(l)
-                }
-            },
-        )
-        .await
+        Ok(TestController {
+            processes: Processes::start(role, n, extra)?,
+        })
     }
 
     /// Waits until member `id` has applied config `num` (its admin item
@@ -247,60 +77,5 @@ impl TestController {
     /// A client of member `id` alone, one short attempt per call.
     pub async fn member_client(&self, id: u64) -> Result<ControllerClient> {
         Ok(ControllerClient::connect(vec![self.addr(id)], quick_options()).await?)
-    }
-
-    /// Prints the tail of every member's log (done automatically on panic).
-    pub fn dump_logs(&self) {
-        for m in &self.members {
-            let text = std::fs::read_to_string(&m.log).unwrap_or_default();
-            let tail: Vec<&str> = text.lines().rev().take(40).collect();
-            eprintln!(
-                "----- controller member {} ({}) log tail -----",
-                m.id, m.addr
-            );
-            for l in tail.into_iter().rev() {
-                eprintln!("{l}");
-            }
-        }
-    }
-}
-
-fn new_member(dir: &tempfile::TempDir, id: u64, join: Option<String>) -> ControllerMember {
-    ControllerMember {
-        id,
-        addr: format!("127.0.0.1:{}", free_port()),
-        http: format!("127.0.0.1:{}", free_port()),
-        data_dir: dir.path().join(format!("controller-{id}")),
-        log: dir.path().join(format!("controller-{id}.log")),
-        child: None,
-        join,
-    }
-}
-
-fn wait_exit(c: &mut Child, timeout: Duration) -> Result<ExitStatus> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(st) = c.try_wait()? {
-            return Ok(st);
-        }
-        if Instant::now() > deadline {
-            let _ = c.kill();
-            bail!("process {} did not exit within {timeout:?}", c.id());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-impl Drop for TestController {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            self.dump_logs();
-        }
-        for m in &mut self.members {
-            if let Some(mut c) = m.child.take() {
-                let _ = c.kill();
-                let _ = c.wait();
-            }
-        }
     }
 }

@@ -114,7 +114,8 @@ async fn five_members(ctl: &mut TestController) -> Result<()> {
         .into_iter()
         .find(|id| *id != leader)
         .context("a follower")?;
-    let new = ctl.add_joining_member(&ctl.addr(follower))?;
+    let via = ctl.addr(follower);
+    let new = ctl.add_joining_member(&via)?;
     ctl.wait_config(new, c3.num, Duration::from_secs(30))
         .await?;
     let ctl_ref: &TestController = ctl;

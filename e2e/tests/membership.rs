@@ -22,7 +22,8 @@ async fn member_joins_through_any_member_and_can_be_removed() -> Result<()> {
         .map(|m| m.id)
         .find(|id| *id != leader)
         .expect("follower");
-    let new = group.add_joining_member(&group.addr(follower))?;
+    let via = group.addr(follower);
+    let new = group.add_joining_member(&via)?;
 
     let st = wait_until(
         "the new member to be a voter",
