@@ -12,7 +12,7 @@
 use std::fmt::Debug;
 use std::marker::PhantomData;
 use std::ops::{Bound, RangeBounds};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use openraft::storage::{LogFlushed, LogState, RaftLogReader, RaftLogStorage};
 use openraft::{OptionalSend, StorageError};
@@ -50,11 +50,16 @@ impl LogTables {
     }
 }
 
-/// The Raft log of one member. Cloning shares the database (the clone is
-/// also the log reader openraft hands to replication tasks).
+/// The Raft log of one member. Cloning shares the database and the pending
+/// committed id (the clone is also the log reader openraft hands to
+/// replication tasks).
 pub struct LogStore<C> {
     db: Arc<Database>,
     tables: LogTables,
+    /// The newest committed id from `save_committed`, not yet written: it
+    /// rides along with the next durable log write instead of costing a
+    /// write transaction of its own.
+    committed: Arc<Mutex<Option<LogId>>>,
     _types: PhantomData<fn() -> C>,
 }
 
@@ -63,6 +68,7 @@ impl<C> Clone for LogStore<C> {
         LogStore {
             db: self.db.clone(),
             tables: self.tables,
+            committed: self.committed.clone(),
             _types: PhantomData,
         }
     }
@@ -78,22 +84,34 @@ impl<C: RaftTypes> LogStore<C> {
         Ok(LogStore {
             db,
             tables,
+            committed: Arc::default(),
             _types: PhantomData,
         })
     }
 
-    /// Runs `f` in one write transaction on the blocking pool and commits it
-    /// with `durability`; `f` gets the log's table definitions.
-    async fn write<F>(&self, durability: Durability, f: F) -> Result<(), StoreError>
+    /// Runs `f` in one durable write transaction on the blocking pool; `f`
+    /// gets the log's table definitions. The pending committed id, if any, is
+    /// written in the same transaction.
+    async fn write<F>(&self, f: F) -> Result<(), StoreError>
     where
         F: FnOnce(&redb::WriteTransaction, LogTables) -> Result<(), StoreError> + Send + 'static,
     {
-        let (db, tables) = (self.db.clone(), self.tables);
+        let (db, tables, pending) = (self.db.clone(), self.tables, self.committed.clone());
         tokio::task::spawn_blocking(move || {
             let mut txn = db.begin_write()?;
-            txn.set_durability(durability)?;
+            txn.set_durability(Durability::Immediate)?;
             f(&txn, tables)?;
+            let committed = *lock(&pending);
+            if let Some(id) = committed {
+                let mut meta = txn.open_table(tables.meta)?;
+                put_record(&mut meta, COMMITTED, &id)?;
+            }
             txn.commit()?;
+            // Forget it only if no newer id arrived meanwhile.
+            let mut slot = lock(&pending);
+            if *slot == committed {
+                *slot = None;
+            }
             Ok(())
         })
         .await?
@@ -163,7 +181,7 @@ impl<C: RaftTypes> RaftLogStorage<C> for LogStore<C> {
 
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), StorageError<NodeId>> {
         let vote = *vote;
-        self.write(Durability::Immediate, move |txn, t| {
+        self.write(move |txn, t| {
             let mut meta = txn.open_table(t.meta)?;
             put_record(&mut meta, VOTE, &vote)
         })
@@ -176,27 +194,31 @@ impl<C: RaftTypes> RaftLogStorage<C> for LogStore<C> {
     }
 
     /// Records the committed log id so a restart re-applies `(last_applied,
-    /// committed]` from the log. Not fsynced: losing it only means the node
-    /// re-applies less at startup and learns the rest from the leader, and the
-    /// next durable log write persists it anyway (redb commits are ordered).
+    /// committed]` from the log. It is kept in memory and written with the
+    /// next durable log write (append, vote, truncation, purge): a write
+    /// transaction per commit cost as much as the append itself, and losing
+    /// the newest value only means a restarted node re-applies less at
+    /// startup and learns the rest from the leader. What is on disk is never
+    /// ahead of the log: entries are committed only once appended.
     async fn save_committed(
         &mut self,
         committed: Option<LogId>,
     ) -> Result<(), StorageError<NodeId>> {
-        self.write(Durability::None, move |txn, t| {
-            let mut meta = txn.open_table(t.meta)?;
-            match committed {
-                Some(id) => put_record(&mut meta, COMMITTED, &id),
-                None => meta.remove(COMMITTED).map(|_| ()).map_err(StoreError::from),
+        if let Some(id) = committed {
+            let mut slot = lock(&self.committed);
+            if slot.is_none_or(|pending| pending < id) {
+                *slot = Some(id);
             }
-        })
-        .await
-        .map_err(StoreError::write_logs)
+        }
+        Ok(())
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError<NodeId>> {
-        self.read_raft_meta(COMMITTED)
-            .map_err(StoreError::read_logs)
+        let pending = *lock(&self.committed);
+        let stored: Option<LogId> = self
+            .read_raft_meta(COMMITTED)
+            .map_err(StoreError::read_logs)?;
+        Ok(pending.max(stored))
     }
 
     async fn append<I>(
@@ -215,7 +237,7 @@ impl<C: RaftTypes> RaftLogStorage<C> for LogStore<C> {
         }
         let count = encoded.len();
         let result = self
-            .write(Durability::Immediate, move |txn, t| {
+            .write(move |txn, t| {
                 let mut log = txn.open_table(t.log)?;
                 for (index, bytes) in &encoded {
                     log.insert(*index, bytes.as_slice())?;
@@ -238,7 +260,7 @@ impl<C: RaftTypes> RaftLogStorage<C> for LogStore<C> {
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError<NodeId>> {
         tracing::debug!(%log_id, "truncating log from");
-        self.write(Durability::Immediate, move |txn, t| {
+        self.write(move |txn, t| {
             let mut log = txn.open_table(t.log)?;
             log.retain_in::<u64, _>(log_id.index.., |_, _| false)?;
             Ok(())
@@ -249,7 +271,7 @@ impl<C: RaftTypes> RaftLogStorage<C> for LogStore<C> {
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError<NodeId>> {
         tracing::debug!(%log_id, "purging log up to");
-        self.write(Durability::Immediate, move |txn, t| {
+        self.write(move |txn, t| {
             let mut meta = txn.open_table(t.meta)?;
             let previous: Option<LogId> = get_record(&meta, LAST_PURGED)?;
             if previous.is_some_and(|p| p >= log_id) {
@@ -263,4 +285,10 @@ impl<C: RaftTypes> RaftLogStorage<C> for LogStore<C> {
         .await
         .map_err(StoreError::write_logs)
     }
+}
+
+/// Locks the pending committed id; a panic elsewhere cannot leave it torn (it
+/// is a plain `Copy` value), so a poisoned lock is taken as is.
+fn lock(m: &Mutex<Option<LogId>>) -> std::sync::MutexGuard<'_, Option<LogId>> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }

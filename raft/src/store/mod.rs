@@ -15,8 +15,9 @@
 //!
 //! # Durability
 //! Log appends, truncation, purge and the vote commit with
-//! [`redb::Durability::Immediate`] (fsync before `commit` returns);
-//! `save_committed` uses [`redb::Durability::None`] (see its doc). A state
+//! [`redb::Durability::Immediate`] (fsync before `commit` returns); the
+//! committed id rides along with the next of those writes (see
+//! `save_committed` on [`LogStore`]). A state
 //! machine that applies with `Durability::None` stays crash-safe as long as
 //! its snapshot writes are `Immediate`: redb commits are totally ordered, so
 //! the next durable commit persists every earlier one, and openraft re-applies

@@ -513,9 +513,10 @@ async fn reopen_keeps_log_vote_data_and_snapshot() {
                 .build_snapshot()
                 .await
                 .unwrap();
-        s.log.purge(log_id(1, 1, 1)).await.unwrap();
-        // Entries 3 and 4 are committed but not applied when the node "stops".
+        // Entries 3 and 4 are committed but not applied when the node
+        // "stops"; the committed id is written with the purge that follows.
         s.log.save_committed(Some(log_id(1, 1, 4))).await.unwrap();
+        s.log.purge(log_id(1, 1, 1)).await.unwrap();
         snap.meta
     };
 
@@ -545,6 +546,29 @@ async fn reopen_keeps_log_vote_data_and_snapshot() {
         .unwrap();
     assert_eq!(s.reader.last_applied().unwrap(), Some(log_id(1, 1, 4)));
     assert_eq!(s.reader.key_count().unwrap(), 4);
+}
+
+#[tokio::test]
+async fn the_committed_id_is_written_with_the_next_durable_log_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db_path(&dir);
+    {
+        let mut s = open(&path, GROUP, PartitionMode::Range).unwrap();
+        let entries: Vec<Entry> = (1..=3)
+            .map(|i| entry(i, plain(put(&format!("k{i}"), "v"))))
+            .collect();
+        s.log.blocking_append(entries[..2].to_vec()).await.unwrap();
+        s.log.save_committed(Some(log_id(1, 1, 2))).await.unwrap();
+        // An older id never replaces a newer one.
+        s.log.save_committed(Some(log_id(1, 1, 1))).await.unwrap();
+        assert_eq!(s.log.read_committed().await.unwrap(), Some(log_id(1, 1, 2)));
+        s.log.blocking_append(entries[2..].to_vec()).await.unwrap();
+        // Saved after the last durable write: only in memory when the node stops.
+        s.log.save_committed(Some(log_id(1, 1, 3))).await.unwrap();
+        assert_eq!(s.log.read_committed().await.unwrap(), Some(log_id(1, 1, 3)));
+    }
+    let mut s = open(&path, GROUP, PartitionMode::Range).unwrap();
+    assert_eq!(s.log.read_committed().await.unwrap(), Some(log_id(1, 1, 2)));
 }
 
 #[test]
