@@ -53,7 +53,18 @@ pub struct NodeArgs {
     /// Deadline of each call to the controller.
     #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
     pub controller_timeout: Duration,
+
+    /// How long a client session may stay unused before its exactly-once
+    /// results are forgotten (on every replica alike, by the leader's
+    /// clock); a retry arriving later applies again. Keep it far above any
+    /// client's retry budget. `0s` keeps sessions forever.
+    #[arg(long, env = "SHARDLINE_SESSION_TTL", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub session_ttl: Duration,
 }
+
+/// Shortest session TTL accepted: the client library retries a write for
+/// seconds, and a session must outlive every retry of its writes.
+const MIN_SESSION_TTL: Duration = Duration::from_secs(60);
 
 impl NodeArgs {
     /// The address this member advertises to peers and clients.
@@ -74,6 +85,16 @@ impl NodeArgs {
                 }
                 .into());
             }
+        }
+        if !self.session_ttl.is_zero() && self.session_ttl < MIN_SESSION_TTL {
+            return Err(ApiError::BadFlag {
+                flag: "--session-ttl",
+                reason: format!(
+                    "must be 0s (never expire) or at least {}",
+                    humantime::format_duration(MIN_SESSION_TTL)
+                ),
+            }
+            .into());
         }
         if self.controller.iter().any(|c| c.trim().is_empty()) {
             return Err(ApiError::BadFlag {
@@ -121,6 +142,28 @@ mod tests {
         assert_eq!(a.raft_config().unwrap().cluster_name, "shardline-group-4");
         assert!(a.controller.is_empty());
         assert_eq!(a.load_report_interval, Duration::from_secs(10));
+        assert_eq!(a.session_ttl, crate::proposer::DEFAULT_SESSION_TTL);
+    }
+
+    #[test]
+    fn session_ttl_is_never_or_at_least_a_minute() {
+        let parse = |ttl: &str| {
+            NodeArgs::try_parse_from([
+                "shard-node",
+                "--node-id",
+                "1",
+                "--data-dir",
+                "/tmp/x",
+                "--session-ttl",
+                ttl,
+            ])
+            .expect("parse")
+        };
+        assert_eq!(parse("10m").session_ttl, Duration::from_secs(600));
+        assert!(parse("10m").validate().is_ok());
+        assert!(parse("0s").validate().is_ok());
+        let err = parse("5s").validate().unwrap_err().to_string();
+        assert!(err.contains("--session-ttl"), "{err}");
     }
 
     #[test]

@@ -101,7 +101,7 @@ pub async fn run(
                 reader: reader.clone(),
                 metrics: metrics.clone(),
                 read_index: ReadIndex::spawn(raft.clone()),
-                proposer: Proposer::spawn(raft.clone()),
+                proposer: Proposer::spawn(raft.clone(), args.session_ttl),
                 load,
             })
             .max_decoding_message_size(MAX_MESSAGE_BYTES)

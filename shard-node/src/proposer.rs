@@ -42,7 +42,8 @@ pub const MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
 /// still. Revisit with a Raft core that pipelines appends.
 const MAX_IN_FLIGHT: usize = 1;
 /// How long a client session may stay unused before its exactly-once
-/// results are forgotten. Far above any client's retry budget (seconds).
+/// results are forgotten, unless `--session-ttl` says otherwise. Far above
+/// any client's retry budget (seconds).
 pub const DEFAULT_SESSION_TTL: Duration = Duration::from_secs(3600);
 
 type Reply = oneshot::Sender<Result<Applied, Refusal>>;
@@ -53,15 +54,9 @@ pub struct Proposer {
 }
 
 impl Proposer {
-    /// Starts the batching task with [`DEFAULT_SESSION_TTL`]; it ends when
-    /// every handle is dropped.
-    pub fn spawn(raft: Raft) -> Self {
-        Self::spawn_with_session_ttl(raft, DEFAULT_SESSION_TTL)
-    }
-
     /// Starts the batching task; sessions unused for `session_ttl` expire
     /// (`Duration::ZERO`: never).
-    pub fn spawn_with_session_ttl(raft: Raft, session_ttl: Duration) -> Self {
+    pub fn spawn(raft: Raft, session_ttl: Duration) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
         let ttl_ms = u64::try_from(session_ttl.as_millis()).unwrap_or(u64::MAX);
         tokio::spawn(run(raft, ttl_ms, rx));

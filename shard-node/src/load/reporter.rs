@@ -140,6 +140,10 @@ async fn run(
     let mut ticker = tokio::time::interval(s.interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut leading = false;
+    // Failures since the last report that got through: the first one is a
+    // warning, repeats (a controller still starting, or down) are debug
+    // lines, and the recovery says how many rounds were lost.
+    let mut failing: u64 = 0;
     loop {
         ticker.tick().await;
         let leads = {
@@ -155,7 +159,16 @@ async fn run(
             continue;
         }
         leading = true;
-        match round(&s, &client, &tracker, &reader).await {
+        let outcome = round(&s, &client, &tracker, &reader).await;
+        if outcome.is_ok() && failing > 0 {
+            info!(
+                group_id = s.group_id,
+                failed_rounds = failing,
+                "load reports reach the controller again"
+            );
+            failing = 0;
+        }
+        match outcome {
             Ok(0) => {
                 metrics.observe_load_report("no_ranges");
                 debug!(
@@ -169,7 +182,12 @@ async fn run(
             }
             Err(e) => {
                 metrics.observe_load_report(e.kind());
-                warn!(group_id = s.group_id, kind = e.kind(), error = %e, "load report failed");
+                failing += 1;
+                if failing == 1 {
+                    warn!(group_id = s.group_id, kind = e.kind(), error = %e, "load report failed; retrying every interval");
+                } else {
+                    debug!(group_id = s.group_id, kind = e.kind(), error = %e, failed_rounds = failing, "load report failed again");
+                }
             }
         }
     }
