@@ -11,6 +11,7 @@ use openraft::{EntryPayload, OptionalSend, StorageError};
 use redb::{Database, Durability};
 use shardline_proto::shardmap::Config;
 use shardline_raft::store::applied::{LAST_APPLIED, LAST_MEMBERSHIP};
+use shardline_raft::store::blocking;
 use shardline_raft::store::codec::encode;
 use shardline_raft::store::{put_record, StoreError};
 use shardline_raft::{LogId, NodeId, SnapshotMeta, StoredMembership};
@@ -134,10 +135,8 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             .update(|a| apply_in_memory(a, &bootstrap, entries))
             .map_err(StoreError::write_sm)?;
         let db = self.db.clone();
-        let changes = tokio::task::spawn_blocking(move || persist(&db, &changes).map(|()| changes))
+        let changes = blocking::run(move || persist(&db, &changes).map(|()| changes))
             .await
-            .map_err(StoreError::from)
-            .and_then(|r| r)
             .map_err(StoreError::write_sm)?;
         if !changes.configs.is_empty() {
             tracing::info!(

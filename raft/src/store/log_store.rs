@@ -89,7 +89,7 @@ impl<C: RaftTypes> LogStore<C> {
         })
     }
 
-    /// Runs `f` in one durable write transaction on the blocking pool; `f`
+    /// Runs `f` in one durable write transaction ([`super::blocking::run`]); `f`
     /// gets the log's table definitions. The pending committed id, if any, is
     /// written in the same transaction.
     async fn write<F>(&self, f: F) -> Result<(), StoreError>
@@ -97,7 +97,7 @@ impl<C: RaftTypes> LogStore<C> {
         F: FnOnce(&redb::WriteTransaction, LogTables) -> Result<(), StoreError> + Send + 'static,
     {
         let (db, tables, pending) = (self.db.clone(), self.tables, self.committed.clone());
-        tokio::task::spawn_blocking(move || {
+        super::blocking::run(move || {
             let mut txn = db.begin_write()?;
             txn.set_durability(Durability::Immediate)?;
             f(&txn, tables)?;
@@ -114,7 +114,7 @@ impl<C: RaftTypes> LogStore<C> {
             }
             Ok(())
         })
-        .await?
+        .await
     }
 
     fn read_raft_meta<T: serde::de::DeserializeOwned>(

@@ -7,6 +7,7 @@
 //!
 //! # Layout
 //! - `log_store`: [`LogStore`], openraft's `RaftLogStorage`.
+//! - [`blocking`]: running redb work from async code.
 //! - [`records`]: typed records in metadata tables and the identity check.
 //! - [`applied`]: the last applied log id and membership records.
 //! - [`snapshot_slot`]: the persisted current snapshot.
@@ -24,6 +25,7 @@
 //! `(last_applied, committed]` from the log at startup.
 
 pub mod applied;
+pub mod blocking;
 pub mod codec;
 pub mod error;
 pub mod records;

@@ -14,6 +14,7 @@ use redb::{Database, Durability, ReadableDatabase, ReadableTable, Table};
 use shardline_proto::keyspace::PartitionMode;
 
 use shardline_raft::store::applied::{read_applied_state, LAST_APPLIED, LAST_MEMBERSHIP};
+use shardline_raft::store::blocking;
 use shardline_raft::store::{put_record, StoreError};
 
 use super::dedup::{DedupTables, Verdict};
@@ -246,10 +247,8 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let count = entries.len();
         let db = self.db.clone();
         let mode = self.mode;
-        let results = tokio::task::spawn_blocking(move || apply_entries(&db, mode, entries))
+        let results = blocking::run(move || apply_entries(&db, mode, entries))
             .await
-            .map_err(StoreError::from)
-            .and_then(|r| r)
             .map_err(StoreError::write_sm)?;
         tracing::trace!(count, "applied entries");
         Ok(results)
