@@ -70,7 +70,8 @@ async fn leader_reports_range_load_and_the_controller_lists_the_hot_range() -> R
 
     let mut status_client = ControllerClient::connect(format!("http://{}", ctl.addr(1))).await?;
     // Drive load at the hot key between looks at ClusterStatus until the
-    // controller has a fresh report showing it.
+    // controller has a fresh report showing it as the hottest range (an
+    // earlier report may still count the preload in its window).
     let status = wait_until(
         "the hot range in ClusterStatus",
         Duration::from_secs(60),
@@ -83,8 +84,11 @@ async fn leader_reports_range_load_and_the_controller_lists_the_hot_range() -> R
                     kv.get(hot_key).await.ok()?;
                 }
                 let status = cluster_status(&mut status_client, 1.0).await.ok()?;
-                let listed = status.hot_ranges.iter().any(|r| r.range_id == hot_range);
-                listed.then_some(status)
+                let hottest = status
+                    .hot_ranges
+                    .first()
+                    .is_some_and(|r| r.range_id == hot_range);
+                hottest.then_some(status)
             }
         },
     )
@@ -104,12 +108,6 @@ async fn leader_reports_range_load_and_the_controller_lists_the_hot_range() -> R
     ensure!(
         range.report_age_secs.is_some_and(|age| age < 30.0),
         "fresh report: {range:?}"
-    );
-    let hot = &status.hot_ranges[0];
-    ensure!(
-        hot.range_id == hot_range,
-        "the loaded range is the hottest: {:?}",
-        status.hot_ranges
     );
     // Every range was reported, and the group's keys (the preload plus the
     // hot key) are shared among them.
