@@ -32,6 +32,15 @@ pub enum Error {
     #[error("controller call {call} timed out after {after:?}")]
     ControllerTimeout { call: &'static str, after: Duration },
 
+    /// No member of a Raft group led or named its leader for a membership
+    /// change (every address was tried once).
+    #[error("{call} on {target}: no member led the group (last answer: {last})")]
+    NoLeaderReached {
+        call: &'static str,
+        target: String,
+        last: String,
+    },
+
     /// The controller endpoints could not be turned into a gRPC channel.
     #[error("bad controller endpoint {endpoint}: {reason}")]
     Endpoint { endpoint: String, reason: String },
@@ -72,6 +81,7 @@ impl Error {
             Error::Finalizer(_) => "finalizer",
             Error::Controller { .. } => "controller",
             Error::ControllerTimeout { .. } => "controller_timeout",
+            Error::NoLeaderReached { .. } => "no_leader",
             Error::Endpoint { .. } => "endpoint",
             Error::MissingField(_) => "missing_field",
             Error::InvalidSpec { .. } => "invalid_spec",

@@ -37,6 +37,9 @@ pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
 pub const LABEL_GROUP: &str = "shardline.dev/group";
 /// Hash of the ConfigMap data on pod templates, so a settings change rolls.
 pub const ANNOTATION_CONFIG_HASH: &str = "shardline.dev/config-hash";
+/// On a StatefulSet: the voters its Raft group was created with (the
+/// members its pods list in `--peers`).
+pub const ANNOTATION_INITIAL_REPLICAS: &str = "shardline.dev/initial-replicas";
 
 /// Which Raft group an object belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -139,6 +142,14 @@ pub fn instance_selector(cluster: &str) -> String {
 /// Client Service name.
 pub fn client_service(cluster: &str) -> String {
     cluster.to_string()
+}
+
+/// `host:port` of the client Service (controller gRPC) inside the cluster.
+pub fn client_address(cluster: &str, namespace: &str) -> String {
+    format!(
+        "{}.{namespace}.svc:{CONTROLLER_GRPC_PORT}",
+        client_service(cluster)
+    )
 }
 
 /// ConfigMap name.

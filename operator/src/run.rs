@@ -87,6 +87,12 @@ pub struct Args {
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     pub controller_timeout: Duration,
 
+    /// Deadline of a Raft membership change (`AddMember` returns once the
+    /// new member has caught up; a longer catch-up is finished by a later
+    /// reconcile).
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub membership_timeout: Duration,
+
     /// Reconcile without a Lease (only for a single replica, e.g. local runs).
     #[arg(long)]
     pub no_leader_election: bool,
@@ -152,7 +158,10 @@ pub async fn run(args: Args, stop: watch::Receiver<bool>) -> Result<()> {
     };
     let ctx = Arc::new(Context {
         client: client.clone(),
-        cluster_api: Arc::new(GrpcClusterApi::new(args.controller_timeout)),
+        cluster_api: Arc::new(
+            GrpcClusterApi::new(args.controller_timeout)
+                .with_membership_timeout(args.membership_timeout),
+        ),
         recorder: Recorder::new(client.clone(), reporter),
         metrics: metrics.clone(),
         requeue: Requeue::default(),
@@ -193,6 +202,7 @@ mod tests {
         .unwrap();
         assert!(cli.command.is_none());
         assert_eq!(cli.run.controller_timeout, Duration::from_secs(2));
+        assert_eq!(cli.run.membership_timeout, Duration::from_secs(30));
         assert!(cli.run.no_leader_election);
         let cli = Cli::try_parse_from(["shardline-operator", "render", "-f", "x.yaml"]).unwrap();
         assert!(

@@ -4,7 +4,11 @@
 //! the binaries' flags (`SHARDLINE_<FLAG>`), so the controller reads the
 //! rebalancing settings through clap's `env` fallback and nodes ignore what
 //! they do not use. `entrypoint.sh` derives the Raft node id from the
-//! StatefulSet pod ordinal (`<sts>-<ordinal>` → `--node-id <ordinal + 1>`).
+//! StatefulSet pod ordinal (`<sts>-<ordinal>` → `--node-id <ordinal + 1>`)
+//! and drops `--peers` when that id is not among them: such a pod is a
+//! member added after its group was created, so it must not bootstrap a
+//! group of its own; it starts empty and waits for the operator to add it
+//! (`Admin.AddMember`).
 
 use std::collections::BTreeMap;
 
@@ -18,20 +22,42 @@ use crate::names;
 pub const ENTRYPOINT_KEY: &str = "entrypoint.sh";
 
 /// The entrypoint every Shardline pod runs: `sh entrypoint.sh PROGRAM ARGS...`
-/// execs `PROGRAM --node-id <ordinal+1> ARGS...`.
+/// execs `PROGRAM --node-id <ordinal+1> ARGS...`, without `--peers LIST`
+/// when `<ordinal+1>=` is not in LIST.
 pub const ENTRYPOINT: &str = r#"#!/bin/sh
 # Shardline pod entrypoint, written by the operator.
 # A StatefulSet pod is named <statefulset>-<ordinal>; its Raft node id is
 # ordinal + 1. Usage: entrypoint.sh PROGRAM [ARGS...]
+# `--peers` lists the members a Raft group was created with. A node not
+# listed was added later: it starts without --peers and waits to be added
+# to the running group instead of bootstrapping a new one.
 set -eu
 : "${POD_NAME:?POD_NAME must come from metadata.name}"
 ordinal="${POD_NAME##*-}"
 case "$ordinal" in
   ''|*[!0-9]*) echo "entrypoint: no ordinal in pod name '$POD_NAME'" >&2; exit 64 ;;
 esac
+id=$((ordinal + 1))
 program="$1"
 shift
-exec "$program" --node-id "$((ordinal + 1))" "$@"
+peers_next=
+for arg do
+  shift
+  if [ -n "$peers_next" ]; then
+    peers_next=
+    case ",$arg" in
+      *",$id="*) set -- "$@" --peers "$arg" ;;
+      *) echo "entrypoint: node $id is not an initial member; waiting to be added" >&2 ;;
+    esac
+    continue
+  fi
+  if [ "$arg" = "--peers" ]; then
+    peers_next=1
+    continue
+  fi
+  set -- "$@" "$arg"
+done
+exec "$program" --node-id "$id" "$@"
 "#;
 
 /// The ConfigMap's data: the entrypoint and the settings.
@@ -98,7 +124,7 @@ mod tests {
         let cm = config_map(&ctx(2, 3));
         assert_eq!(cm.metadata.name.as_deref(), Some("kv-config"));
         let d = cm.data.unwrap();
-        assert!(d[ENTRYPOINT_KEY].contains("--node-id \"$((ordinal + 1))\""));
+        assert!(d[ENTRYPOINT_KEY].contains("id=$((ordinal + 1))"));
         assert_eq!(d["SHARDLINE_PARTITIONING"], "hash");
         assert!(
             !d.contains_key("SHARDLINE_INITIAL_RANGES"),
@@ -131,21 +157,31 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let script = dir.join("entrypoint.sh");
         std::fs::write(&script, ENTRYPOINT).unwrap();
-        let run = |pod: &str| {
+        let run = |pod: &str, args: &[&str]| {
             std::process::Command::new("sh")
                 .arg(&script)
-                .args(["echo", "--peers", "x"])
+                .arg("echo")
+                .args(args)
                 .env("POD_NAME", pod)
                 .output()
                 .unwrap()
         };
-        let out = run("kv-g2-4");
+        let out = run("kv-g2-4", &["--peers", "1=a:1,5=e:1", "--listen", "x y"]);
         assert!(out.status.success());
         assert_eq!(
             String::from_utf8_lossy(&out.stdout).trim(),
-            "--node-id 5 --peers x"
+            "--node-id 5 --peers 1=a:1,5=e:1 --listen x y"
         );
-        assert!(!run("no-ordinal-x").status.success());
+        // Node 4 is not an initial member (and "14=" must not match "4="):
+        // --peers goes, the rest stays in order.
+        let out = run("kv-g2-3", &["--peers", "1=a:1,14=n:1", "--listen", "x y"]);
+        assert!(out.status.success());
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "--node-id 4 --listen x y"
+        );
+        assert!(String::from_utf8_lossy(&out.stderr).contains("waiting to be added"));
+        assert!(!run("no-ordinal-x", &["--peers", "1=a:1"]).status.success());
         std::fs::remove_dir_all(&dir).ok();
     }
 }

@@ -18,6 +18,7 @@ use kube::{Resource, ResourceExt};
 
 use crate::crd::{ShardedCluster, ShardedClusterSpec};
 use crate::error::{Error, Result};
+use crate::names::Member;
 
 /// What every builder needs to know about the cluster.
 #[derive(Debug, Clone)]
@@ -33,6 +34,14 @@ pub struct BuildCtx {
     /// Hash of the ConfigMap's data, stamped on pod templates so a settings
     /// change rolls the pods.
     pub config_hash: String,
+    /// Voters each Raft group was created with (its `--peers`), from its
+    /// StatefulSet; a group missing here is new and starts with the spec's
+    /// replicas. Kept so the pod template never changes with `replicas`.
+    pub initial_replicas: BTreeMap<Member, i32>,
+    /// StatefulSet sizes decided for this reconcile (see
+    /// [`crate::decide::membership`]); a group missing here gets the spec's
+    /// replicas.
+    pub sts_replicas: BTreeMap<Member, i32>,
 }
 
 impl BuildCtx {
@@ -54,7 +63,33 @@ impl BuildCtx {
             owner,
             spec,
             config_hash,
+            initial_replicas: BTreeMap::new(),
+            sts_replicas: BTreeMap::new(),
         })
+    }
+
+    /// Voters wanted by the spec.
+    pub fn desired_replicas(&self, member: Member) -> i32 {
+        match member {
+            Member::Controller => self.spec.controller.replicas,
+            Member::Group(_) => self.spec.groups.replicas,
+        }
+    }
+
+    /// Voters the group was created with.
+    pub fn initial_replicas(&self, member: Member) -> i32 {
+        self.initial_replicas
+            .get(&member)
+            .copied()
+            .unwrap_or_else(|| self.desired_replicas(member))
+    }
+
+    /// The StatefulSet size to apply.
+    pub fn sts_replicas(&self, member: Member) -> i32 {
+        self.sts_replicas
+            .get(&member)
+            .copied()
+            .unwrap_or_else(|| self.desired_replicas(member))
     }
 
     /// Metadata for an owned object.
@@ -96,7 +131,6 @@ pub(crate) mod test_support {
 /// controller group, client Service, then groups `1..=count` (headless
 /// Service, StatefulSet, PDB each). Used by `shardline-operator render`.
 pub fn initial_objects(cx: &BuildCtx) -> Result<Vec<serde_json::Value>> {
-    use crate::names::Member;
     let mut out = vec![serde_json::to_value(config_map::config_map(cx))?];
     let member = |out: &mut Vec<serde_json::Value>, m: Member| -> Result<()> {
         out.push(serde_json::to_value(service::headless(cx, m))?);

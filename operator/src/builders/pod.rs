@@ -29,8 +29,11 @@ pub const RUN_AS: i64 = 65532;
 pub fn command_args(cx: &BuildCtx, member: Member) -> Vec<String> {
     let grpc = format!("0.0.0.0:{}", member.grpc_port());
     let http = format!("0.0.0.0:{}", member.http_port());
-    let replicas = replicas(cx, member);
-    let peers = member.peers_flag(&cx.name, &cx.namespace, replicas);
+    // Only the initial members bootstrap from --peers; the entrypoint drops
+    // the flag for any later member, which waits to be added. Listing the
+    // initial members (not `replicas`) keeps the template, and so the pods,
+    // unchanged when `replicas` changes.
+    let peers = member.peers_flag(&cx.name, &cx.namespace, cx.initial_replicas(member));
     let mode = cx.spec.partitioning.mode.as_flag().to_string();
     let mut args = match member {
         Member::Controller => vec!["shard-controller".to_string()],
@@ -52,24 +55,20 @@ pub fn command_args(cx: &BuildCtx, member: Member) -> Vec<String> {
         args.extend(["--initial-ranges".into(), n.to_string()]);
     }
     if let Member::Group(_) = member {
-        // The group's leader reports per-range load to the controller.
-        let controller = Member::Controller
-            .peers(&cx.name, &cx.namespace, cx.spec.controller.replicas)
-            .into_iter()
-            .map(|(_, address)| address)
-            .collect::<Vec<_>>()
-            .join(",");
-        args.extend(["--controller".into(), controller]);
+        // The group's leader reports per-range load to the controller,
+        // through the client Service (any controller member forwards to the
+        // leader), so the controller's size is not part of this template.
+        args.extend([
+            "--controller".into(),
+            names::client_address(&cx.name, &cx.namespace),
+        ]);
     }
     args
 }
 
-/// Desired replicas of a member group.
+/// Desired replicas (voters) of a member group.
 pub fn replicas(cx: &BuildCtx, member: Member) -> i32 {
-    match member {
-        Member::Controller => cx.spec.controller.replicas,
-        Member::Group(_) => cx.spec.groups.replicas,
-    }
+    cx.desired_replicas(member)
 }
 
 fn field_env(name: &str, path: &str) -> EnvVar {
@@ -303,9 +302,24 @@ mod tests {
             args.join(" "),
             "shard-node --group-id 2 --listen 0.0.0.0:7401 --http-listen 0.0.0.0:7501 --data-dir /data \
              --peers 1=kv-g2-0.kv-g2.ns.svc:7401,2=kv-g2-1.kv-g2.ns.svc:7401,3=kv-g2-2.kv-g2.ns.svc:7401 \
-             --partitioning hash \
-             --controller kv-ctrl-0.kv-ctrl.ns.svc:7400,kv-ctrl-1.kv-ctrl.ns.svc:7400,kv-ctrl-2.kv-ctrl.ns.svc:7400"
+             --partitioning hash --controller kv.ns.svc:7400"
         );
+    }
+
+    #[test]
+    fn template_does_not_change_with_replicas() {
+        let mut cx = ctx(2, 3);
+        let before = pod_template(&cx, Member::Group(1));
+        let controller = pod_template(&cx, Member::Controller);
+        cx.initial_replicas.insert(Member::Group(1), 3);
+        cx.initial_replicas.insert(Member::Controller, 3);
+        cx.spec.groups.replicas = 5;
+        cx.spec.controller.replicas = 1;
+        assert_eq!(pod_template(&cx, Member::Group(1)), before);
+        assert_eq!(pod_template(&cx, Member::Controller), controller);
+        // A group created after the change starts with the new size.
+        let args = command_args(&cx, Member::Group(2)).join(" ");
+        assert!(args.contains(",5=kv-g2-4.kv-g2.ns.svc:7401 "), "{args}");
     }
 
     #[test]

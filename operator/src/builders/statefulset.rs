@@ -5,6 +5,11 @@
 //! operator decides which pod restarts next (see [`crate::decide::rollout`]).
 //! PVCs are retained by the StatefulSet controller; the operator deletes them
 //! itself according to `spec.pvcRetention`.
+//!
+//! `spec.replicas` is what the membership plan decided (see
+//! [`crate::decide::membership`]), and the annotation
+//! [`names::ANNOTATION_INITIAL_REPLICAS`] records the voters the group was
+//! created with (its pods' `--peers`), which never changes afterwards.
 
 use k8s_openapi::api::apps::v1::{
     StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec,
@@ -16,9 +21,9 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use std::collections::BTreeMap;
 
-use super::pod::{pod_template, replicas, DATA_VOLUME};
+use super::pod::{pod_template, DATA_VOLUME};
 use super::BuildCtx;
-use crate::names::Member;
+use crate::names::{self, Member};
 
 /// The StatefulSet of one member group.
 pub fn statefulset(cx: &BuildCtx, member: Member) -> StatefulSet {
@@ -44,10 +49,15 @@ pub fn statefulset(cx: &BuildCtx, member: Member) -> StatefulSet {
         }),
         ..Default::default()
     };
+    let mut metadata = cx.meta(name.clone(), member.labels(&cx.name));
+    metadata.annotations = Some(BTreeMap::from([(
+        names::ANNOTATION_INITIAL_REPLICAS.into(),
+        cx.initial_replicas(member).to_string(),
+    )]));
     StatefulSet {
-        metadata: cx.meta(name.clone(), member.labels(&cx.name)),
+        metadata,
         spec: Some(StatefulSetSpec {
-            replicas: Some(replicas(cx, member)),
+            replicas: Some(cx.sts_replicas(member)),
             service_name: Some(name),
             selector: LabelSelector {
                 match_labels: Some(member.selector_labels(&cx.name)),
@@ -116,6 +126,25 @@ mod tests {
         assert_eq!(req["storage"], Quantity("10Gi".into()));
         let ret = spec.persistent_volume_claim_retention_policy.unwrap();
         assert_eq!(ret.when_deleted.as_deref(), Some("Retain"));
+        assert_eq!(
+            s.metadata.annotations.unwrap()[names::ANNOTATION_INITIAL_REPLICAS],
+            "3"
+        );
+    }
+
+    #[test]
+    fn size_follows_the_plan_and_initial_members_stay() {
+        let mut cx = ctx(2, 5);
+        cx.initial_replicas.insert(Member::Group(1), 3);
+        cx.sts_replicas.insert(Member::Group(1), 4);
+        let s = statefulset(&cx, Member::Group(1));
+        assert_eq!(s.spec.unwrap().replicas, Some(4));
+        assert_eq!(
+            s.metadata.annotations.unwrap()[names::ANNOTATION_INITIAL_REPLICAS],
+            "3"
+        );
+        let fresh = statefulset(&cx, Member::Group(2));
+        assert_eq!(fresh.spec.unwrap().replicas, Some(5));
     }
 
     #[test]

@@ -1,12 +1,26 @@
 //! [`ClusterApi`] over gRPC: the controller's `Controller` service, and the
-//! shard groups' `Admin` service for their leaders.
+//! `Admin` service of every Raft group (shard groups and the controller) for
+//! status and membership changes.
 //!
 //! One channel per target (a cluster's controller group, or one shard
-//! group), balanced over its members and kept for reuse (any member answers).
-//! Every call has a deadline: the channel's per-request timeout and, around
-//! it, a tokio timeout that also bounds connection set-up.
+//! group), balanced over its members and kept for reuse (any member answers),
+//! plus one channel per member address for the calls that must reach a
+//! particular member. Every call has a deadline: the channel's per-request
+//! timeout and, around it, a tokio timeout that also bounds connection
+//! set-up.
+//!
+//! A pod that was started for a new member but not yet added knows no
+//! leader and answers status calls with an empty view. So a status answer
+//! without a leader is not taken as the group's: the members are then asked
+//! one by one (at most once each) for an answer that names a leader.
+//!
+//! Membership changes go to the leader: first the leader address the caller
+//! knows, then each member address in turn; a `NotLeader` answer naming the
+//! leader is followed at once, at most [`MAX_LEADER_HOPS`] times. Every
+//! address is tried at most once per call, so the call is bounded; the next
+//! reconcile is the retry.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -16,30 +30,221 @@ use futures::FutureExt;
 use shardline_proto::pb;
 use shardline_proto::pb::admin_client::AdminClient;
 use shardline_proto::pb::controller_client::ControllerClient;
+use shardline_proto::pb::error_detail::Kind;
+use shardline_proto::status::detail_of;
 use tonic::transport::{Channel, Endpoint};
+use tonic::Code;
+use tracing::debug;
 
-use super::{ClusterApi, ClusterView, GroupLeader, GroupReport, Target};
+use super::{ClusterApi, ClusterView, GroupLeader, GroupReport, RaftMember, Target};
 use crate::error::{Error, Result};
+
+/// `NotLeader` hints followed at most per membership call.
+pub const MAX_LEADER_HOPS: u32 = 3;
+/// Default deadline of `AddMember` (which waits for the learner to catch
+/// up) and `RemoveMember`.
+pub const DEFAULT_MEMBERSHIP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `http://host:port` for a member address given as `host:port` or a URL.
+fn url(address: &str) -> String {
+    if address.starts_with("http://") || address.starts_with("https://") {
+        address.to_string()
+    } else {
+        format!("http://{address}")
+    }
+}
+
+/// A membership change.
+enum Change<'a> {
+    Add { id: u64, address: &'a str },
+    Remove { id: u64 },
+}
+
+impl Change<'_> {
+    fn call(&self) -> &'static str {
+        match self {
+            Change::Add { .. } => "AddMember",
+            Change::Remove { .. } => "RemoveMember",
+        }
+    }
+}
 
 /// Cached channels by target key, with the endpoints they were built for.
 type ChannelCache = HashMap<String, (Vec<String>, Channel)>;
 
 /// The real controller client.
 pub struct GrpcClusterApi {
-    /// Deadline of every call.
+    /// Deadline of every call but membership changes.
     timeout: Duration,
+    /// Deadline of `AddMember` (it returns once the new member caught up)
+    /// and `RemoveMember`.
+    membership_timeout: Duration,
     /// One channel per target (a cluster's controller, or one shard group),
     /// reused across reconciles.
     channels: Mutex<ChannelCache>,
 }
 
 impl GrpcClusterApi {
-    /// A client whose calls each take at most `timeout`.
+    /// A client whose calls each take at most `timeout` (membership
+    /// changes [`DEFAULT_MEMBERSHIP_TIMEOUT`], or `timeout` if longer).
     pub fn new(timeout: Duration) -> Self {
         Self {
             timeout,
+            membership_timeout: DEFAULT_MEMBERSHIP_TIMEOUT.max(timeout),
             channels: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Sets the deadline of `AddMember` and `RemoveMember`.
+    pub fn with_membership_timeout(mut self, timeout: Duration) -> Self {
+        self.membership_timeout = timeout;
+        self
+    }
+
+    /// A channel to one member (`http://host:port`), cached under the
+    /// target's key so [`ClusterApi::forget`] drops it with the target.
+    fn member_channel(&self, target: &Target, endpoint: &str) -> Result<Channel> {
+        let key = format!("{}/@{endpoint}", target.key);
+        let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, channel)) = channels.get(&key) {
+            return Ok(channel.clone());
+        }
+        let channel = Endpoint::from_shared(endpoint.to_string())
+            .map_err(|err| Error::Endpoint {
+                endpoint: endpoint.to_string(),
+                reason: err.to_string(),
+            })?
+            .connect_timeout(self.timeout)
+            .timeout(self.timeout.max(self.membership_timeout))
+            .connect_lazy();
+        channels.insert(key, (vec![endpoint.to_string()], channel.clone()));
+        Ok(channel)
+    }
+
+    async fn admin_status(&self, channel: Channel) -> Result<pb::StatusResponse> {
+        let mut client = AdminClient::new(channel);
+        self.call("Status", client.status(pb::StatusRequest {}))
+            .await
+    }
+
+    /// Status of the group at `target` as its leader reports it: from the
+    /// balanced channel, else each member in turn, the first answer that
+    /// names a leader; then from that leader itself when another member
+    /// answered (a member removed from the group but still running may
+    /// hold a stale membership). Falls back to the best answer it got.
+    async fn led_status(&self, target: &Target) -> Result<pb::StatusResponse> {
+        let has_leader = |r: &pb::StatusResponse| r.leader_id.is_some_and(|id| id > 0);
+        let first = self.admin_status(self.channel(target)?).await;
+        let mut led = first.as_ref().ok().filter(|r| has_leader(r)).cloned();
+        if led.is_none() {
+            for endpoint in &target.endpoints {
+                match self
+                    .admin_status(self.member_channel(target, endpoint)?)
+                    .await
+                {
+                    Ok(r) if has_leader(&r) => {
+                        led = Some(r);
+                        break;
+                    }
+                    Ok(_) => debug!(%endpoint, "member knows no leader"),
+                    Err(e) => debug!(%endpoint, error = %e, "member did not answer Status"),
+                }
+            }
+        }
+        let Some(answer) = led else { return first };
+        if answer.leader_id == Some(answer.node_id) || answer.leader_addr.is_empty() {
+            return Ok(answer);
+        }
+        let leader = url(&answer.leader_addr);
+        match self
+            .admin_status(self.member_channel(target, &leader)?)
+            .await
+        {
+            Ok(r) if r.leader_id == Some(r.node_id) => Ok(r),
+            Ok(_) => Ok(answer),
+            Err(e) => {
+                debug!(%leader, error = %e, "leader did not answer Status");
+                Ok(answer)
+            }
+        }
+    }
+
+    /// Carries out `change` on the leader of the group at `target`.
+    async fn change(
+        &self,
+        target: &Target,
+        leader: Option<&str>,
+        change: Change<'_>,
+    ) -> Result<Vec<RaftMember>> {
+        let call = change.call();
+        let mut queue: VecDeque<String> = leader
+            .map(url)
+            .into_iter()
+            .chain(target.endpoints.iter().cloned())
+            .collect();
+        let mut tried = HashSet::new();
+        let mut hops = 0;
+        let mut last = String::from("no member address to try");
+        while let Some(endpoint) = queue.pop_front() {
+            if !tried.insert(endpoint.clone()) {
+                continue;
+            }
+            let mut client = AdminClient::new(self.member_channel(target, &endpoint)?);
+            let answer = match &change {
+                Change::Add { id, address } => {
+                    let request = pb::AddMemberRequest {
+                        node_id: *id,
+                        address: address.to_string(),
+                    };
+                    tokio::time::timeout(self.membership_timeout, client.add_member(request)).await
+                }
+                Change::Remove { id } => {
+                    let request = pb::RemoveMemberRequest { node_id: *id };
+                    tokio::time::timeout(self.membership_timeout, client.remove_member(request))
+                        .await
+                }
+            };
+            let status = match answer {
+                Ok(Ok(resp)) => {
+                    let members = resp.into_inner().members;
+                    return Ok(members.into_iter().map(RaftMember::from).collect());
+                }
+                Ok(Err(status)) => status,
+                // The change may still be under way on the leader; trying
+                // another member would not help. The next reconcile looks.
+                Err(_) => {
+                    return Err(Error::ControllerTimeout {
+                        call,
+                        after: self.membership_timeout,
+                    })
+                }
+            };
+            last = format!("{endpoint}: {}", status.message());
+            match detail_of(&status) {
+                Some(Kind::NotLeader(nl)) if !nl.leader_addr.is_empty() => {
+                    if hops < MAX_LEADER_HOPS {
+                        hops += 1;
+                        let next = url(&nl.leader_addr);
+                        tried.remove(&next);
+                        queue.push_front(next);
+                    }
+                }
+                Some(Kind::NotLeader(_)) | Some(Kind::NoLeader(_)) => {}
+                _ if status.code() == Code::Unavailable => {}
+                _ => {
+                    return Err(Error::Controller {
+                        call,
+                        source: Box::new(status),
+                    })
+                }
+            }
+            debug!(%endpoint, call, %last, "trying the next member");
+        }
+        Err(Error::NoLeaderReached {
+            call,
+            target: target.key.clone(),
+            last,
+        })
     }
 
     fn channel(&self, target: &Target) -> Result<Channel> {
@@ -107,8 +312,24 @@ impl ClusterApi for GrpcClusterApi {
             };
             let resp = self
                 .call("ClusterStatus", client.cluster_status(request))
-                .await?;
-            Ok(ClusterView::from_pb(resp))
+                .await;
+            if resp.as_ref().is_ok_and(|r| r.leader_id.is_some()) {
+                return Ok(ClusterView::from_pb(resp?));
+            }
+            // A member that knows no leader (a new pod not yet added) answers
+            // with an empty view: ask the members one by one.
+            for endpoint in &target.endpoints {
+                let mut one = ControllerClient::new(self.member_channel(target, endpoint)?);
+                match self
+                    .call("ClusterStatus", one.cluster_status(request))
+                    .await
+                {
+                    Ok(r) if r.leader_id.is_some() => return Ok(ClusterView::from_pb(r)),
+                    Ok(_) => debug!(%endpoint, "controller member knows no leader"),
+                    Err(e) => debug!(%endpoint, error = %e, "controller member did not answer"),
+                }
+            }
+            Ok(ClusterView::from_pb(resp?))
         }
         .boxed()
     }
@@ -141,10 +362,7 @@ impl ClusterApi for GrpcClusterApi {
 
     fn group_status<'a>(&'a self, target: &'a Target) -> BoxFuture<'a, Result<GroupReport>> {
         async move {
-            let mut client = AdminClient::new(self.channel(target)?);
-            let resp = self
-                .call("Status", client.status(pb::StatusRequest {}))
-                .await?;
+            let resp = self.led_status(target).await?;
             let leader = resp.leader_id.filter(|id| *id > 0).map(|id| GroupLeader {
                 id,
                 address: resp.leader_addr,
@@ -152,9 +370,30 @@ impl ClusterApi for GrpcClusterApi {
             Ok(GroupReport {
                 leader,
                 key_count: resp.key_count,
+                members: resp.members.into_iter().map(RaftMember::from).collect(),
             })
         }
         .boxed()
+    }
+
+    fn add_member<'a>(
+        &'a self,
+        target: &'a Target,
+        leader: Option<&'a str>,
+        id: u64,
+        address: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<RaftMember>>> {
+        self.change(target, leader, Change::Add { id, address })
+            .boxed()
+    }
+
+    fn remove_member<'a>(
+        &'a self,
+        target: &'a Target,
+        leader: Option<&'a str>,
+        id: u64,
+    ) -> BoxFuture<'a, Result<Vec<RaftMember>>> {
+        self.change(target, leader, Change::Remove { id }).boxed()
     }
 
     /// Drops the cluster's controller channel and its groups' channels

@@ -1,7 +1,9 @@
-//! The operator's view of a cluster's controller: the three calls it makes
-//! (`Join`, `Leave`, `ClusterStatus`) behind a small trait, so the reconciler
-//! can be driven by the real gRPC client ([`grpc::GrpcClusterApi`]) or by a
-//! test double.
+//! The operator's view of a cluster's controller and Raft groups: the calls
+//! it makes (`Join`, `Leave`, `ClusterStatus` on the controller; `Status`,
+//! `AddMember`, `RemoveMember` on any group's Admin service, the
+//! controller's included) behind a small trait, so the reconciler can be
+//! driven by the real gRPC client ([`grpc::GrpcClusterApi`]) or by a test
+//! double.
 
 pub mod grpc;
 
@@ -22,13 +24,31 @@ pub struct Target {
     pub endpoints: Vec<String>,
 }
 
-/// One controller member.
+/// One member of a Raft group (the controller's or a shard group's).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ControllerMember {
+pub struct RaftMember {
+    /// Raft node id (StatefulSet ordinal + 1).
     pub id: u64,
     pub address: String,
     /// `leader`, `follower` or `learner`.
     pub role: String,
+}
+
+impl RaftMember {
+    /// Leaders and followers vote; learners do not.
+    pub fn is_voter(&self) -> bool {
+        self.role != "learner"
+    }
+}
+
+impl From<pb::Member> for RaftMember {
+    fn from(m: pb::Member) -> Self {
+        Self {
+            id: m.id,
+            address: m.address,
+            role: m.role,
+        }
+    }
 }
 
 /// The leader of a Raft group.
@@ -47,6 +67,8 @@ pub struct GroupReport {
     pub leader: Option<GroupLeader>,
     /// Keys the answering member stores.
     pub key_count: u64,
+    /// The group's members as the answering member knows them.
+    pub members: Vec<RaftMember>,
 }
 
 /// One hot range as `ClusterStatus` reported it.
@@ -65,7 +87,7 @@ pub struct HotRange {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ClusterView {
     /// Controller members and their roles.
-    pub members: Vec<ControllerMember>,
+    pub members: Vec<RaftMember>,
     /// Controller leader's node id.
     pub leader_id: Option<u64>,
     /// Controller Raft term.
@@ -97,7 +119,7 @@ impl ClusterView {
             members: resp
                 .members
                 .into_iter()
-                .map(|m| ControllerMember {
+                .map(|m| RaftMember {
                     id: m.id,
                     address: m.address,
                     role: m.role,
@@ -186,6 +208,26 @@ pub trait ClusterApi: Send + Sync + 'static {
     /// Admin service (`Status`): its leader and how many keys it still
     /// stores (a leaving group has handed off its data when this is 0).
     fn group_status<'a>(&'a self, target: &'a Target) -> BoxFuture<'a, Result<GroupReport>>;
+
+    /// Asks the group at `target` (through its leader; `leader` is the
+    /// leader's address when known) to add node `id` at `address`: as a
+    /// learner, then, once caught up, as a voter. Returns the membership.
+    fn add_member<'a>(
+        &'a self,
+        target: &'a Target,
+        leader: Option<&'a str>,
+        id: u64,
+        address: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<RaftMember>>>;
+
+    /// Asks the group at `target` (through its leader) to remove node `id`.
+    /// Returns the membership once the change is committed.
+    fn remove_member<'a>(
+        &'a self,
+        target: &'a Target,
+        leader: Option<&'a str>,
+        id: u64,
+    ) -> BoxFuture<'a, Result<Vec<RaftMember>>>;
 
     /// Drops anything cached for the cluster (it is being deleted).
     fn forget(&self, target: &Target);

@@ -100,6 +100,10 @@ pub enum Phase {
 pub struct ControllerStatus {
     /// Desired voters.
     pub replicas: i32,
+    /// Voters in the Raft membership now (differs from `replicas` while a
+    /// replica change is in progress).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub voters: Option<i32>,
     /// Pods ready.
     pub ready_replicas: i32,
     /// Raft node id of the current leader.
@@ -125,6 +129,10 @@ pub struct GroupStatus {
     pub state: GroupState,
     /// Desired voters.
     pub replicas: i32,
+    /// Voters in the group's Raft membership now (differs from `replicas`
+    /// while a replica change is in progress).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub voters: Option<i32>,
     /// Pods ready.
     pub ready_replicas: i32,
     /// Ranges the group owns in the latest config.

@@ -102,6 +102,11 @@ pub struct Health {
     pub under_replicated: Vec<u64>,
     /// Raft groups (by object name) with a rollout in progress.
     pub rolling: Vec<String>,
+    /// Raft groups changing their number of voters, with what happens
+    /// next (`kv-g1: 3 of 5 voters; adding node 4`).
+    pub resizing: Vec<String>,
+    /// Raft groups whose replica change cannot proceed now, and why.
+    pub resize_blocked: Vec<String>,
     /// The cluster has served before (so missing pieces are a degradation,
     /// not creation in progress).
     pub has_served: bool,
@@ -142,6 +147,10 @@ pub fn evaluate(h: &Health) -> (Phase, Vec<ConditionUpdate>) {
             "Draining",
             format!("{} groups draining their ranges", h.draining),
         ))
+    } else if !h.resize_blocked.is_empty() {
+        Some(("ReplicaChangeBlocked", h.resize_blocked.join("; ")))
+    } else if !h.resizing.is_empty() {
+        Some(("ReplicasChanging", h.resizing.join("; ")))
     } else if !h.rolling.is_empty() {
         Some(("RollingUpdate", format!("rolling {}", h.rolling.join(", "))))
     } else {
@@ -308,6 +317,33 @@ mod tests {
         let mut h = healthy();
         h.rolling = vec!["kv-g1".into()];
         assert_eq!(evaluate(&h).0, Phase::Updating);
+    }
+
+    #[test]
+    fn replica_changes_progress_and_say_why_they_wait() {
+        let mut h = healthy();
+        h.resizing = vec!["kv-g1: 3 of 5 voters; adding node 4".into()];
+        h.rolling = vec!["kv-g2".into()];
+        let (phase, u) = evaluate(&h);
+        assert_eq!(phase, Phase::Scaling);
+        assert_eq!(
+            (u[1].status, u[1].reason.as_str(), u[1].message.as_str()),
+            (
+                "True",
+                "ReplicasChanging",
+                "kv-g1: 3 of 5 voters; adding node 4"
+            )
+        );
+        assert_eq!(u[0].status, "True", "the group keeps serving");
+        h.resize_blocked = vec!["kv-ctrl: no member reported a leader".into()];
+        let (phase, u) = evaluate(&h);
+        assert_eq!(phase, Phase::Scaling);
+        assert_eq!(u[1].reason, "ReplicaChangeBlocked");
+        assert!(u[1].message.contains("kv-ctrl"));
+        assert_eq!(
+            u[2].status, "False",
+            "a waiting change is not a degradation"
+        );
     }
 
     #[test]

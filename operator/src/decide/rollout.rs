@@ -15,6 +15,9 @@ pub struct PodObs {
     pub revision: Option<String>,
     /// Ready condition true.
     pub ready: bool,
+    /// `status.phase` is Running (its container started; a member that
+    /// waits to be added to its Raft group runs but is not ready).
+    pub running: bool,
     /// Has a deletion timestamp.
     pub terminating: bool,
 }
@@ -82,6 +85,7 @@ mod tests {
             ordinal,
             revision: Some(rev.into()),
             ready: true,
+            running: true,
             terminating: false,
         }
     }

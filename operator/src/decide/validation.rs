@@ -2,6 +2,9 @@
 //! was installed without its CEL rules). A failing spec never deletes or
 //! disrupts anything: the reconciler reports `Degraded` with the problem's
 //! reason and message, emits a Warning event and stops there.
+//!
+//! A changed `replicas` (controller or groups) is accepted: it is carried
+//! out by Raft membership changes (see [`crate::decide::membership`]).
 
 use crate::crd::{PartitioningMode, ShardedClusterSpec, ShardedClusterStatus};
 
@@ -106,30 +109,6 @@ pub fn validate(
             ));
         }
     }
-    if let Some(c) = &status.controller {
-        if c.replicas != spec.controller.replicas {
-            return Err(SpecProblem::new(
-                "ReplicasChangeUnsupported",
-                format!(
-                    "controller replicas cannot change from {} to {} (Raft membership changes are not automated yet)",
-                    c.replicas, spec.controller.replicas
-                ),
-            ));
-        }
-    }
-    if let Some(g) = status
-        .groups
-        .iter()
-        .find(|g| g.replicas != spec.groups.replicas)
-    {
-        return Err(SpecProblem::new(
-            "ReplicasChangeUnsupported",
-            format!(
-                "group replicas cannot change from {} to {} (group {} runs with {})",
-                g.replicas, spec.groups.replicas, g.gid, g.replicas
-            ),
-        ));
-    }
     Ok(())
 }
 
@@ -156,6 +135,7 @@ mod tests {
                 gid: 1,
                 state: GroupState::Serving,
                 replicas: s.groups.replicas,
+                voters: Some(s.groups.replicas),
                 ready_replicas: s.groups.replicas,
                 range_count: 4,
                 leader_id: None,
@@ -219,20 +199,20 @@ mod tests {
     }
 
     #[test]
-    fn replica_change_is_refused() {
+    fn replica_change_is_accepted_between_odd_counts() {
         let s = spec(2, 3);
         let status = created_with(&s);
+        assert_eq!(validate("kv", &spec(2, 5), Some(&status)), Ok(()));
+        assert_eq!(validate("kv", &spec(2, 1), Some(&status)), Ok(()));
+        let mut c = s.clone();
+        c.controller.replicas = 1;
+        assert_eq!(validate("kv", &c, Some(&status)), Ok(()));
         assert_eq!(
-            validate("kv", &spec(2, 5), Some(&status))
+            validate("kv", &spec(2, 4), Some(&status))
                 .unwrap_err()
                 .reason,
-            "ReplicasChangeUnsupported"
-        );
-        let mut c = s.clone();
-        c.controller.replicas = 5;
-        assert_eq!(
-            validate("kv", &c, Some(&status)).unwrap_err().reason,
-            "ReplicasChangeUnsupported"
+            "EvenReplicas",
+            "a change must still land on 1, 3 or 5"
         );
         assert_eq!(
             validate("kv", &spec(7, 3), Some(&status)),

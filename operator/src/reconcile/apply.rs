@@ -1,6 +1,6 @@
-//! Writes: server-side apply of every owned object, and the deletions of a
+//! Writes: server-side apply of every owned object, the deletions of a
 //! drained group (StatefulSet, Services, PDB, and PVCs when the retention
-//! policy says so).
+//! policy says so), and the PVC of a member removed by a replica change.
 
 use std::fmt::Debug;
 
@@ -123,6 +123,21 @@ pub async fn delete_pvcs_matching(client: &Client, namespace: &str, selector: &s
 /// Deletes one pod so its StatefulSet recreates it at the new revision.
 pub async fn restart_pod(client: &Client, namespace: &str, pod: &str) -> Result<()> {
     delete_if_present::<Pod>(client, namespace, pod).await
+}
+
+/// Deletes one PVC (absent is fine).
+pub async fn delete_pvc(client: &Client, namespace: &str, name: &str) -> Result<()> {
+    delete_if_present::<PersistentVolumeClaim>(client, namespace, name).await
+}
+
+/// Name of the data PVC of the pod at `ordinal` of a member group (the
+/// StatefulSet names claims `<template>-<pod>`).
+pub fn pvc_name(cx: &BuildCtx, member: Member, ordinal: u32) -> String {
+    format!(
+        "{}-{}",
+        crate::builders::pod::DATA_VOLUME,
+        pod_name(cx, member, ordinal)
+    )
 }
 
 /// Name of the pod at `ordinal` of a member group.

@@ -3,13 +3,16 @@
 //! [`reconcile`] wraps the work in kube-runtime's finalizer so deletion runs
 //! [`cleanup`] before the object goes. [`apply_cluster`] validates the spec
 //! (a bad spec stops there: Degraded, a Warning Event, nothing touched),
-//! observes the StatefulSets, pods and the controller's view, applies every
-//! owned object with server-side apply, carries out the scale plan (Join,
-//! Leave, delete after the drain) and one rollout step per Raft group, then
+//! observes the StatefulSets, pods, the controller's view and each group's
+//! own report (leader, members, keys), applies every owned object with
+//! server-side apply, carries out the scale plan (Join, Leave, delete after
+//! the drain), one membership step per Raft group whose `replicas` changed
+//! ([`members`]) and one rollout step per Raft group not changing size, then
 //! writes the status and requeues explicitly.
 
 pub mod apply;
 pub mod events;
+pub mod members;
 pub mod observe;
 pub mod status;
 
@@ -17,6 +20,10 @@ pub mod status;
 mod tests;
 #[cfg(test)]
 mod tests_real;
+#[cfg(test)]
+mod tests_real_replicas;
+#[cfg(test)]
+mod tests_replicas;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -143,16 +150,23 @@ pub async fn apply_cluster(cluster: Arc<ShardedCluster>, ctx: Arc<Context>) -> R
         return Ok(Action::requeue(ctx.requeue.steady));
     }
 
-    let cx = BuildCtx::new(&cluster)?;
+    let mut cx = BuildCtx::new(&cluster)?;
     let observed = observe::observe(&ctx.client, &ns, &name).await?;
+    cx.initial_replicas = observed
+        .statefulsets
+        .iter()
+        .map(|(m, s)| (*m, s.initial_replicas))
+        .collect();
     let target = target_of(&cluster);
     let ctrl = observed
         .statefulsets
         .get(&Member::Controller)
         .map(|s| s.obs)
         .unwrap_or_default();
-    let quorum = cx.spec.controller.replicas / 2 + 1;
-    let view = if ctrl.ready_replicas >= quorum {
+    // A ready controller pod knows its leader, so the controller can answer
+    // (a quorum of the spec's size is not required: while the controller
+    // grows, the new pods are not ready until they have been added).
+    let view = if ctrl.ready_replicas >= 1 {
         let hot = f64::from(cx.spec.rebalancing.hot_threshold_ops_per_sec);
         match ctx.cluster_api.cluster_status(&target, hot).await {
             Ok(v) => Some(v),
@@ -165,19 +179,19 @@ pub async fn apply_cluster(cluster: Arc<ShardedCluster>, ctx: Arc<Context>) -> R
         None
     };
     // Every group with a ready pod reports on itself: its leader (status,
-    // rollouts) and the keys it still stores (drain decisions).
-    let answering: Vec<u64> = observed
+    // rollouts), its members (replica changes) and the keys it still stores
+    // (drain decisions). Every pod it has is asked, new ones included.
+    let answering: BTreeMap<u64, i32> = observed
         .groups()
         .iter()
         .filter(|(_, s)| s.ready_replicas > 0)
-        .map(|(g, _)| *g)
+        .map(|(g, s)| (*g, s.replicas.max(cx.spec.groups.replicas)))
         .collect();
     let reports = observe::group_reports(
         ctx.cluster_api.as_ref(),
         &target.key,
         &name,
         &ns,
-        cx.spec.groups.replicas,
         &answering,
     )
     .await;
@@ -199,8 +213,29 @@ pub async fn apply_cluster(cluster: Arc<ShardedCluster>, ctx: Arc<Context>) -> R
         .filter(|(_, s)| **s == GroupState::Serving)
         .map(|(g, _)| *g)
         .collect();
+    // Replica changes: groups that stay are resized; draining groups keep
+    // the size they have.
+    let staying: Vec<u64> = plan
+        .keep
+        .iter()
+        .copied()
+        .filter(|g| {
+            !matches!(
+                plan.states.get(g),
+                Some(GroupState::Draining | GroupState::Drained)
+            )
+        })
+        .collect();
+    let resize = members::plan_all(&cx, &observed, view.as_ref(), &reports, &staying, &prev);
+    for (member, state) in &observed.statefulsets {
+        cx.sts_replicas.insert(*member, state.obs.replicas);
+    }
+    for (member, p) in &resize {
+        cx.sts_replicas.insert(*member, p.sts_replicas);
+    }
 
     apply::apply_all(&ctx.client, &cx, &plan.keep).await?;
+    members::after_apply(&ctx, &cx, &oref, &observed, &resize).await?;
     let new_members = std::iter::once(Member::Controller)
         .chain(plan.keep.iter().map(|g| Member::Group(*g)))
         .filter(|m| !observed.statefulsets.contains_key(m))
@@ -269,12 +304,28 @@ pub async fn apply_cluster(cluster: Arc<ShardedCluster>, ctx: Arc<Context>) -> R
         events::normal(&ctx.recorder, &oref, "Drained", "Delete", note).await;
     }
 
+    let progress =
+        members::step_all(&ctx, &cx, &oref, &target, view.as_ref(), &reports, &resize).await;
+
+    // A group changing size is not rolled at the same time.
+    let stable: Vec<u64> = serving
+        .iter()
+        .copied()
+        .filter(|g| {
+            !resize
+                .get(&Member::Group(*g))
+                .is_some_and(|p| p.in_progress())
+        })
+        .collect();
+    let controller_stable = !resize
+        .get(&Member::Controller)
+        .is_some_and(|p| p.in_progress());
     let rolling = roll(
         &ctx,
         &cx,
         &oref,
         &observed,
-        &serving,
+        (controller_stable, stable.as_slice()),
         view.as_ref(),
         &leaders,
     )
@@ -287,6 +338,8 @@ pub async fn apply_cluster(cluster: Arc<ShardedCluster>, ctx: Arc<Context>) -> R
         plan: &plan,
         group_reports: &reports,
         rolling,
+        resize: &resize,
+        progress: &progress,
     });
     let (phase, updates) = conditions::evaluate(&health);
     let st = status::with_conditions(st, phase, &updates, generation, &now());
@@ -321,6 +374,8 @@ pub async fn apply_cluster(cluster: Arc<ShardedCluster>, ctx: Arc<Context>) -> R
     status::patch(&ctx.client, &ns, &name, &st).await?;
     let busy = plan.in_motion()
         || !health.rolling.is_empty()
+        || !health.resizing.is_empty()
+        || !health.resize_blocked.is_empty()
         || !conditions::is_true(&st.conditions, conditions::READY);
     Ok(Action::requeue(if busy {
         ctx.requeue.busy
@@ -329,33 +384,30 @@ pub async fn apply_cluster(cluster: Arc<ShardedCluster>, ctx: Arc<Context>) -> R
     }))
 }
 
-/// Takes at most one rollout step per Raft group (controller and serving
-/// groups); returns the groups still rolling.
+/// Takes at most one rollout step per Raft group (the controller when
+/// `with_controller`, and `serving` groups); returns the groups still
+/// rolling.
 async fn roll(
     ctx: &Context,
     cx: &BuildCtx,
     oref: &k8s_openapi::api::core::v1::ObjectReference,
     observed: &observe::Observed,
-    serving: &[u64],
+    (with_controller, serving): (bool, &[u64]),
     view: Option<&ClusterView>,
     leaders: &BTreeMap<u64, GroupLeader>,
 ) -> Result<Vec<String>> {
     let ordinal = |id: u64| u32::try_from(id).ok()?.checked_sub(1);
     let mut rolling = Vec::new();
     let groups = serving.iter().map(|g| Member::Group(*g));
-    for member in std::iter::once(Member::Controller).chain(groups) {
+    let controller = with_controller.then_some(Member::Controller);
+    for member in controller.into_iter().chain(groups) {
         let Some(sts) = observed.statefulsets.get(&member) else {
             continue;
         };
-        let (replicas, leader) = match member {
-            Member::Controller => (
-                cx.spec.controller.replicas,
-                view.and_then(|v| v.leader_id).and_then(ordinal),
-            ),
-            Member::Group(g) => (
-                cx.spec.groups.replicas,
-                leaders.get(&g).and_then(|l| ordinal(l.id)),
-            ),
+        let replicas = cx.sts_replicas(member);
+        let leader = match member {
+            Member::Controller => view.and_then(|v| v.leader_id).and_then(ordinal),
+            Member::Group(g) => leaders.get(&g).and_then(|l| ordinal(l.id)),
         };
         let object = member.object_name(&cx.name);
         match rollout::next_step(

@@ -20,6 +20,10 @@ pub struct StsState {
     pub obs: StsObs,
     /// `status.updateRevision`: the revision pods should run.
     pub update_revision: Option<String>,
+    /// Voters the group was created with: the initial-replicas annotation,
+    /// else (a StatefulSet from before replica changes were supported, whose
+    /// size never changed) its `spec.replicas`.
+    pub initial_replicas: i32,
 }
 
 /// Everything observed about one cluster's workloads.
@@ -68,12 +72,20 @@ fn member_of_labels(cluster: &str, labels: &BTreeMap<String, String>) -> Option<
 /// Reduces a StatefulSet.
 pub fn sts_state(sts: &StatefulSet) -> StsState {
     let status = sts.status.as_ref();
+    let replicas = sts.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    let initial_replicas = sts
+        .annotations()
+        .get(names::ANNOTATION_INITIAL_REPLICAS)
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(replicas);
     StsState {
         obs: StsObs {
-            replicas: sts.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1),
+            replicas,
             ready_replicas: status.and_then(|s| s.ready_replicas).unwrap_or(0),
         },
         update_revision: status.and_then(|s| s.update_revision.clone()),
+        initial_replicas,
     }
 }
 
@@ -85,10 +97,16 @@ pub fn pod_obs(pod: &Pod) -> Option<PodObs> {
         .as_ref()
         .and_then(|s| s.conditions.as_ref())
         .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+    let running = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.phase.as_deref())
+        .is_some_and(|p| p == "Running");
     Some(PodObs {
         ordinal,
         revision: pod.labels().get("controller-revision-hash").cloned(),
         ready,
+        running,
         terminating: pod.metadata.deletion_timestamp.is_some(),
     })
 }
@@ -119,21 +137,32 @@ pub async fn observe(client: &Client, namespace: &str, cluster: &str) -> Result<
     Ok(out)
 }
 
-/// Asks each group in `gids` for its own report (leader, keys stored),
-/// concurrently. A group that does not answer is left out.
+/// The Admin target of shard group `gid` with `replicas` pods.
+pub fn group_target(
+    cluster_key: &str,
+    cluster: &str,
+    namespace: &str,
+    gid: u64,
+    replicas: i32,
+) -> Target {
+    Target {
+        key: format!("{cluster_key}/g{gid}"),
+        endpoints: names::group_endpoints(cluster, namespace, gid, replicas),
+    }
+}
+
+/// Asks each group in `gids` (with its pod count) for its own report
+/// (leader, members, keys stored), concurrently. A group that does not
+/// answer is left out.
 pub async fn group_reports(
     api: &dyn ClusterApi,
     cluster_key: &str,
     cluster: &str,
     namespace: &str,
-    replicas: i32,
-    gids: &[u64],
+    gids: &BTreeMap<u64, i32>,
 ) -> BTreeMap<u64, GroupReport> {
-    let asks = gids.iter().map(|gid| async move {
-        let target = Target {
-            key: format!("{cluster_key}/g{gid}"),
-            endpoints: names::group_endpoints(cluster, namespace, *gid, replicas),
-        };
+    let asks = gids.iter().map(|(gid, replicas)| async move {
+        let target = group_target(cluster_key, cluster, namespace, *gid, *replicas);
         match api.group_status(&target).await {
             Ok(report) => Some((*gid, report)),
             Err(e) => {
@@ -165,14 +194,35 @@ mod tests {
     }
 
     #[test]
+    fn initial_replicas_from_annotation_or_legacy_size() {
+        let sts = |annotations: serde_json::Value| -> StatefulSet {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "kv-g1", "annotations": annotations},
+                "spec": {"replicas": 5, "selector": {}, "serviceName": "kv-g1",
+                         "template": {}},
+            }))
+            .unwrap()
+        };
+        let s = sts_state(&sts(
+            serde_json::json!({names::ANNOTATION_INITIAL_REPLICAS: "3"}),
+        ));
+        assert_eq!((s.obs.replicas, s.initial_replicas), (5, 3));
+        let legacy = sts_state(&sts(serde_json::json!({})));
+        assert_eq!(legacy.initial_replicas, 5);
+    }
+
+    #[test]
     fn pod_reduction() {
         let pod: Pod = serde_json::from_value(serde_json::json!({
             "metadata": {"name": "kv-g1-2", "labels": {"controller-revision-hash": "kv-g1-abc"}},
-            "status": {"conditions": [{"type": "Ready", "status": "True"}]}
+            "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}
         }))
         .unwrap();
         let p = pod_obs(&pod).unwrap();
-        assert_eq!((p.ordinal, p.ready, p.terminating), (2, true, false));
+        assert_eq!(
+            (p.ordinal, p.ready, p.running, p.terminating),
+            (2, true, true, false)
+        );
         assert_eq!(p.revision.as_deref(), Some("kv-g1-abc"));
     }
 }

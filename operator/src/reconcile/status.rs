@@ -14,10 +14,12 @@ use crate::crd::{
     ShardedClusterStatus, MAX_HOT_RANGES,
 };
 use crate::decide::conditions::{self, ConditionUpdate, Health};
+use crate::decide::membership::Plan as ResizePlan;
 use crate::decide::scale::ScalePlan;
 use crate::error::{Error, Result};
 use crate::names;
 
+use super::members::Progress;
 use super::observe::Observed;
 
 /// Everything a status is made of.
@@ -30,6 +32,20 @@ pub struct StatusInput<'a> {
     pub group_reports: &'a BTreeMap<u64, GroupReport>,
     /// Raft groups with a rollout in progress, by object name.
     pub rolling: Vec<String>,
+    /// Each Raft group's replica-change plan.
+    pub resize: &'a BTreeMap<names::Member, ResizePlan>,
+    /// Where the replica changes stand.
+    pub progress: &'a Progress,
+}
+
+/// Ready pods a group needs to count as fully up: the voters it has while
+/// its size is changing (pods waiting to be added are not ready yet, and
+/// removed members' pods may still run), else the spec's.
+fn expected_ready(plan: Option<&ResizePlan>, desired: i32) -> i32 {
+    match plan {
+        Some(p) if p.in_progress() => p.voters.unwrap_or(desired),
+        _ => desired,
+    }
 }
 
 /// Writes `status` to the `/status` subresource.
@@ -101,7 +117,9 @@ pub fn build(input: &StatusInput<'_>) -> (ShardedClusterStatus, Health) {
     let mut under_replicated = Vec::new();
     for (gid, state) in &input.plan.states {
         let obs = groups.get(gid).copied().unwrap_or_default();
-        let all_ready = obs.all_ready(spec.groups.replicas);
+        let resize = input.resize.get(&names::Member::Group(*gid));
+        let all_ready =
+            obs.ready_replicas >= expected_ready(resize, spec.groups.replicas) && obs.replicas > 0;
         if *state == GroupState::Serving {
             if all_ready {
                 ready_groups += 1;
@@ -117,6 +135,11 @@ pub fn build(input: &StatusInput<'_>) -> (ShardedClusterStatus, Health) {
             gid: *gid as i64,
             state: *state,
             replicas: spec.groups.replicas,
+            voters: resize.and_then(|p| p.voters).or_else(|| {
+                report
+                    .filter(|r| r.leader.is_some())
+                    .map(|r| r.members.iter().filter(|m| m.is_voter()).count() as i32)
+            }),
             ready_replicas: obs.ready_replicas,
             range_count: input.view.map(|v| v.ranges_of(*gid) as i32).unwrap_or(0),
             leader_id: report.and_then(|r| r.leader.as_ref()).map(|l| l.id as i64),
@@ -133,7 +156,9 @@ pub fn build(input: &StatusInput<'_>) -> (ShardedClusterStatus, Health) {
         .get(&names::Member::Controller)
         .map(|s| s.obs)
         .unwrap_or_default();
-    let controller_ready = ctrl.all_ready(spec.controller.replicas);
+    let ctrl_plan = input.resize.get(&names::Member::Controller);
+    let controller_ready = ctrl.replicas > 0
+        && ctrl.ready_replicas >= expected_ready(ctrl_plan, spec.controller.replicas);
     let count = |f: &dyn Fn(GroupState) -> bool| {
         input.plan.states.values().filter(|s| f(**s)).count() as u32
     };
@@ -150,6 +175,8 @@ pub fn build(input: &StatusInput<'_>) -> (ShardedClusterStatus, Health) {
         draining: count(&|s| matches!(s, GroupState::Draining | GroupState::Drained)),
         under_replicated,
         rolling: input.rolling.clone(),
+        resizing: input.progress.resizing.clone(),
+        resize_blocked: input.progress.blocked.clone(),
         has_served,
     };
     let status = ShardedClusterStatus {
@@ -159,6 +186,7 @@ pub fn build(input: &StatusInput<'_>) -> (ShardedClusterStatus, Health) {
             .or_else(|| Some(spec.partitioning.clone())),
         controller: Some(ControllerStatus {
             replicas: spec.controller.replicas,
+            voters: ctrl_plan.and_then(|p| p.voters),
             ready_replicas: ctrl.ready_replicas,
             leader_id: input.view.and_then(|v| v.leader_id).map(|id| id as i64),
             leader: input

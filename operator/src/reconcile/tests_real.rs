@@ -9,112 +9,34 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use futures::future::BoxFuture;
-use shardline_controller::config::ControllerArgs;
 use shardline_proto::pb;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 use crate::cluster_api::grpc::GrpcClusterApi;
-use crate::cluster_api::{ClusterApi, ClusterView, GroupReport, Target};
+use crate::cluster_api::{ClusterApi, ClusterView, Target};
 use crate::crd::GroupState;
-use crate::error::Result;
-use crate::fixtures::{cluster, deletes, FakeController, Harness};
+use crate::fixtures::real::{start_group, Kind, Mapped, RealMember};
+use crate::fixtures::{cluster, deletes, Harness};
+use crate::names::Member;
 
-/// A controller member running in this process.
+/// A one-member controller group running in this process.
 struct RealController {
     endpoint: String,
-    stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<()>,
-    _dir: tempfile::TempDir,
+    member: RealMember,
 }
 
 impl RealController {
     async fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let grpc = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = grpc.local_addr().unwrap();
-        let args = ControllerArgs::try_parse_from([
-            "shard-controller".to_string(),
-            "--node-id=1".into(),
-            format!("--peers=1={addr}"),
-            format!("--listen={addr}"),
-            format!("--http-listen={}", http.local_addr().unwrap()),
-            format!("--data-dir={}", dir.path().display()),
-            "--initial-ranges=8".into(),
-        ])
-        .unwrap();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            shardline_controller::node::run(args, grpc, http, async {
-                let _ = stopped.await;
-            })
-            .await
-            .expect("controller ran");
-        });
+        let member = start_group(Kind::Controller, 1, 1).await.remove(0);
         Self {
-            endpoint: format!("http://{addr}"),
-            stop: Some(stop),
-            task,
-            _dir: dir,
+            endpoint: member.endpoint(),
+            member,
         }
     }
 
-    async fn shutdown(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        let _ = tokio::time::timeout(Duration::from_secs(10), self.task).await;
-    }
-}
-
-/// The real gRPC client pointed at the loopback controller (the cluster's
-/// in-cluster DNS names do not resolve here); group reports from the fake.
-struct Loopback {
-    grpc: GrpcClusterApi,
-    endpoint: String,
-    groups: Arc<FakeController>,
-}
-
-impl Loopback {
-    fn target(&self, t: &Target) -> Target {
-        Target {
-            key: t.key.clone(),
-            endpoints: vec![self.endpoint.clone()],
-        }
-    }
-}
-
-impl ClusterApi for Loopback {
-    fn cluster_status<'a>(
-        &'a self,
-        target: &'a Target,
-        hot_ops_per_sec: f64,
-    ) -> BoxFuture<'a, Result<ClusterView>> {
-        Box::pin(async move {
-            self.grpc
-                .cluster_status(&self.target(target), hot_ops_per_sec)
-                .await
-        })
-    }
-
-    fn join<'a>(
-        &'a self,
-        target: &'a Target,
-        groups: Vec<pb::GroupMembers>,
-    ) -> BoxFuture<'a, Result<u64>> {
-        Box::pin(async move { self.grpc.join(&self.target(target), groups).await })
-    }
-
-    fn leave<'a>(&'a self, target: &'a Target, gids: Vec<u64>) -> BoxFuture<'a, Result<u64>> {
-        Box::pin(async move { self.grpc.leave(&self.target(target), gids).await })
-    }
-
-    fn group_status<'a>(&'a self, target: &'a Target) -> BoxFuture<'a, Result<GroupReport>> {
-        self.groups.group_status(target)
-    }
-
-    fn forget(&self, target: &Target) {
-        self.grpc.forget(target);
+    async fn shutdown(self) {
+        self.member.shutdown().await;
     }
 }
 
@@ -173,12 +95,21 @@ async fn grpc_client_joins_and_leaves_on_a_real_controller() {
 async fn reconciler_drives_a_real_controller_through_create_scale_down_and_up() {
     let ctl = RealController::start().await;
     wait_for_leader(&GrpcClusterApi::new(Duration::from_secs(3)), &ctl.endpoint).await;
-    let endpoint = ctl.endpoint.clone();
-    let h = Harness::with_api(cluster(2, true), move |groups| {
-        Arc::new(Loopback {
-            grpc: GrpcClusterApi::new(Duration::from_secs(3)),
-            endpoint,
-            groups,
+    // One controller voter, as the real group has.
+    let mut c = cluster(2, true);
+    c.spec.controller.replicas = 1;
+    let mapped = Mapped {
+        grpc: GrpcClusterApi::new(Duration::from_secs(3)),
+        fake: crate::fixtures::FakeController::new(),
+        dns: Default::default(),
+        real_controller: true,
+        real_groups: Default::default(),
+    }
+    .with_members("kv", Member::Controller, std::slice::from_ref(&ctl.member));
+    let h = Harness::with_api(c, move |groups| {
+        Arc::new(Mapped {
+            fake: groups,
+            ..mapped
         })
     });
     h.bring_up().await;
