@@ -81,18 +81,9 @@ mod tests {
     use openraft::EntryPayload;
     use shardline_proto::keyspace::initial_hash_ranges;
 
+    use crate::load::tests::range;
     use crate::store;
     use crate::types::{BatchOp, Command, Entry, Op};
-
-    fn range(id: u64, start: &[u8], end: &[u8]) -> KeyRange {
-        KeyRange {
-            id,
-            start: start.to_vec(),
-            end: end.to_vec(),
-            epoch: 0,
-            gid: 1,
-        }
-    }
 
     /// A store in `mode` holding `keys` (applied as one batch).
     async fn store_with(mode: PartitionMode, keys: &[String]) -> (tempfile::TempDir, KvReader) {

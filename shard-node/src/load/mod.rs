@@ -217,7 +217,8 @@ mod tests {
     use super::*;
     use shardline_proto::keyspace::initial_hash_ranges;
 
-    fn range(id: u64, start: &[u8], end: &[u8]) -> KeyRange {
+    /// A range of group 1 at epoch 1 (also used by `keys`' tests).
+    pub(super) fn range(id: u64, start: &[u8], end: &[u8]) -> KeyRange {
         KeyRange {
             id,
             start: start.to_vec(),
