@@ -119,7 +119,9 @@ impl Metrics {
             }
         });
         vec![
-            self.inner.raft.spawn_watcher(raft.metrics()),
+            self.inner
+                .raft
+                .spawn_watcher::<crate::types::TypeConfig>(raft.metrics()),
             config_watcher,
         ]
     }

@@ -76,7 +76,7 @@ pub async fn run(
 
     // One shutdown signal fans out to both servers and to open watches.
     let mut life = Lifecycle::new();
-    life.spawn_probes(http_listener, raft.metrics(), {
+    life.spawn_probes::<crate::types::TypeConfig>(http_listener, raft.metrics(), {
         let metrics = metrics.clone();
         Arc::new(move || metrics.render())
     });

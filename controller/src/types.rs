@@ -7,8 +7,6 @@
 //! initial range count stops with an error instead of computing different
 //! configs from the same log.
 
-use std::io::Cursor;
-
 use serde::{Deserialize, Serialize};
 use shardline_proto::shardmap::Config;
 
@@ -16,21 +14,25 @@ use crate::command::{Bootstrap, Command};
 use crate::error::ControllerError;
 
 openraft::declare_raft_types!(
-    /// Raft types of the controller: u64 node ids, `BasicNode { addr }`
-    /// nodes, in-memory snapshot bytes, tokio runtime.
+    /// Raft types of the controller: u64 terms and node ids, `BasicNode
+    /// { addr }` nodes, openraft's default leader id, vote and entry, tokio
+    /// runtime. Snapshot bytes are the state machine's type
+    /// ([`shardline_raft::SnapshotData`]).
     pub TypeConfig:
         D = Proposal,
         R = Outcome,
         NodeId = u64,
         Node = openraft::BasicNode,
-        Entry = openraft::Entry<TypeConfig>,
-        SnapshotData = Cursor<Vec<u8>>,
-        AsyncRuntime = openraft::TokioRuntime,
+        AsyncRuntime = shardline_raft::TokioRuntime,
 );
 
-pub type Raft = openraft::Raft<TypeConfig>;
-pub type Entry = openraft::Entry<TypeConfig>;
-pub type Snapshot = openraft::Snapshot<TypeConfig>;
+impl shardline_raft::RaftTypes for TypeConfig {
+    type StateMachine = crate::store::StateMachineStore;
+}
+
+pub type Raft = shardline_raft::Raft<TypeConfig>;
+pub type Entry = <TypeConfig as openraft::RaftTypeConfig>::Entry;
+pub type Snapshot = shardline_raft::Snapshot;
 
 /// One proposed change to the shard map.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,6 +40,13 @@ pub struct Proposal {
     /// The proposer's bootstrap parameters; must equal every applier's.
     pub bootstrap: Bootstrap,
     pub command: Command,
+}
+
+/// What openraft logs of a log entry's payload (it requires `Display`).
+impl std::fmt::Display for Proposal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.command)
+    }
 }
 
 /// The answer to one log entry.

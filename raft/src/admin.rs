@@ -7,6 +7,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use openraft::async_runtime::watch::WatchReceiver;
 use openraft::{BasicNode, ChangeMembers};
 use shardline_proto::pb;
 use shardline_proto::pb::admin_server::Admin;
@@ -16,7 +17,7 @@ use tracing::{info, instrument};
 use crate::error::ApiError;
 use crate::raft_view::{RaftView, Role};
 use crate::store::StoreError;
-use crate::RaftTypes;
+use crate::{Raft, RaftTypes};
 
 /// How long Compact waits for the snapshot to be built.
 const COMPACT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -33,7 +34,7 @@ pub trait StatusSource: Send + Sync + 'static {
 }
 
 pub struct AdminService<C: RaftTypes, S> {
-    pub raft: openraft::Raft<C>,
+    pub raft: Raft<C>,
     pub source: S,
     pub group_id: u64,
     /// This member's advertised address.
@@ -55,11 +56,11 @@ pub fn members_of(view: &RaftView) -> Vec<pb::Member> {
 
 impl<C: RaftTypes, S> AdminService<C, S> {
     fn view(&self) -> RaftView {
-        RaftView::from_metrics(&self.raft.metrics().borrow())
+        RaftView::from_metrics(&self.raft.metrics().borrow_watched())
     }
 
     fn term(&self) -> u64 {
-        self.raft.metrics().borrow().current_term
+        self.raft.metrics().borrow_watched().current_term
     }
 }
 
@@ -196,7 +197,7 @@ impl<C: RaftTypes, S: StatusSource> Admin for AdminService<C, S> {
             .map_err(|e| ApiError::Raft(e.to_string()))?;
         // A leader purges once no replication task reads those entries; wait
         // for that a bounded time and report how far the purge got.
-        let purged = |m: &crate::RaftMetrics| m.purged.map(|p| p.index).unwrap_or(0);
+        let purged = |m: &crate::RaftMetrics<C>| m.purged.map(|p| p.index).unwrap_or(0);
         let purged_index = match self
             .raft
             .wait(Some(PURGE_WAIT))
@@ -207,7 +208,7 @@ impl<C: RaftTypes, S: StatusSource> Admin for AdminService<C, S> {
             .await
         {
             Ok(m) => purged(&m),
-            Err(_) => purged(&self.raft.metrics().borrow()),
+            Err(_) => purged(&self.raft.metrics().borrow_watched()),
         };
         info!(snapshot_index, purged_index, "compacted");
         Ok(Response::new(pb::CompactResponse {

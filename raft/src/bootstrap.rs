@@ -3,21 +3,21 @@
 
 use std::collections::BTreeMap;
 
-use openraft::error::{InitializeError, RaftError};
+use openraft::errors::{InitializeError, RaftError};
 use openraft::BasicNode;
 use tracing::{info, warn};
 
 use crate::args::RaftArgs;
 use crate::error::ApiError;
 use crate::network::ChannelPool;
-use crate::RaftTypes;
+use crate::{Raft, RaftTypes};
 
 /// Initializes a new group from `--peers`, or joins one with `--join`. A
 /// member that already has state does neither. `address` is this member's
 /// advertised address.
 pub async fn initialize_or_join<C: RaftTypes>(
     args: &RaftArgs,
-    raft: &openraft::Raft<C>,
+    raft: &Raft<C>,
     pool: &ChannelPool,
     address: &str,
 ) -> Result<(), ApiError> {

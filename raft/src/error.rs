@@ -3,13 +3,12 @@
 //! details. Services built on this crate convert it into their own error
 //! type or straight into a `tonic::Status`.
 
-use openraft::error::{ClientWriteError, RaftError};
-use openraft::BasicNode;
+use openraft::errors::{ClientWriteError, RaftError};
 use shardline_proto::status;
 use tonic::Status;
 
 use crate::store::StoreError;
-use crate::NodeId;
+use crate::{NodeId, RaftTypes};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -63,10 +62,7 @@ impl ApiError {
 
     /// Maps a failed membership change or client write: "forward to leader"
     /// becomes `NotLeader`/`NoLeader`, anything else `Raft`.
-    pub fn from_write(
-        e: RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>,
-        term: u64,
-    ) -> Self {
+    pub fn from_write<C: RaftTypes>(e: RaftError<C, ClientWriteError<C>>, term: u64) -> Self {
         Refusal::from_write(e, term).into()
     }
 }
@@ -99,14 +95,18 @@ impl Refusal {
 
     /// A failed client write or membership change: "forward to leader"
     /// becomes `NotLeader`/`NoLeader`, anything else `Failed`.
-    pub fn from_write(
-        e: RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>,
-        term: u64,
-    ) -> Self {
+    ///
+    /// openraft 0.10's `LogEntryDiscarded` is mapped like "forward to
+    /// leader", as openraft 0.9 answered the same event: this member's
+    /// proposed entry was truncated by a new leader (that entry can no longer
+    /// commit) or purged under an installed snapshot (its outcome is
+    /// unknown). Writes carrying a client session are applied at most once,
+    /// so retrying them at the leader is safe either way.
+    pub fn from_write<C: RaftTypes>(e: RaftError<C, ClientWriteError<C>>, term: u64) -> Self {
         match e {
-            RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => {
-                Refusal::forward(f.leader_id, f.leader_node.map(|n| n.addr), term)
-            }
+            RaftError::APIError(
+                ClientWriteError::ForwardToLeader(f) | ClientWriteError::LogEntryDiscarded(f),
+            ) => Refusal::forward(f.leader_id, f.leader_node.map(|n| n.addr), term),
             other => Refusal::Failed(other.to_string()),
         }
     }

@@ -3,9 +3,10 @@
 //! differ only in their state machine and client-facing services.
 //!
 //! Everything here is generic over the openraft type configuration through
-//! [`RaftTypes`]: `u64` node ids, `BasicNode { addr }` nodes, the standard
-//! `Entry`, in-memory snapshot bytes and the tokio runtime. Log entries and
-//! transport payloads are postcard-encoded serde values.
+//! [`RaftTypes`]: `u64` terms and node ids, `BasicNode { addr }` nodes,
+//! openraft's default ("advanced") leader id, the standard `Entry`, the tokio
+//! runtime, and a state machine whose snapshots are in-memory bytes. Log
+//! entries and transport payloads are postcard-encoded serde values.
 //!
 //! # Layout
 //! - [`store`]: the redb log store ([`store::LogStore`]), shared by a member's
@@ -29,8 +30,10 @@
 
 use std::io::Cursor;
 
-use openraft::raft::responder::OneshotResponder;
-use openraft::{BasicNode, RaftTypeConfig, TokioRuntime};
+use openraft::impls::leader_id_adv;
+use openraft::storage::RaftStateMachine;
+use openraft::{BasicNode, EntryPayload, RaftTypeConfig};
+pub use openraft_rt_tokio::TokioRuntime;
 
 pub mod admin;
 pub mod args;
@@ -49,36 +52,43 @@ pub mod transport;
 
 pub use error::{ApiError, Refusal};
 
-/// The openraft type configurations this crate serves: `u64` ids,
-/// [`BasicNode`] addresses, the standard entry, `Cursor<Vec<u8>>` snapshots,
-/// tokio and oneshot responders (blocking `client_write`). Implemented for every matching `RaftTypeConfig`.
+/// The openraft type configurations this crate serves, together with the
+/// state machine of the service (openraft 0.10's `Raft` is generic over it,
+/// and snapshot data is the state machine's type): `u64` terms and ids,
+/// [`BasicNode`] addresses, the default leader id, the standard entry, tokio,
+/// and `Cursor<Vec<u8>>` snapshots.
 pub trait RaftTypes:
     RaftTypeConfig<
-    NodeId = u64,
+    NodeId = NodeId,
     Node = BasicNode,
-    Entry = openraft::Entry<Self>,
-    SnapshotData = Cursor<Vec<u8>>,
+    Term = u64,
+    LeaderId = LeaderId,
+    Vote = Vote,
+    Payload = EntryPayload<<Self as RaftTypeConfig>::D, NodeId, BasicNode>,
+    Entry = openraft::Entry<LeaderId, EntryPayload<<Self as RaftTypeConfig>::D, NodeId, BasicNode>>,
     AsyncRuntime = TokioRuntime,
-    Responder = OneshotResponder<Self>,
 >
 {
+    /// The service's state machine.
+    type StateMachine: RaftStateMachine<Self, SnapshotData = SnapshotData>;
 }
 
-impl<C> RaftTypes for C where
-    C: RaftTypeConfig<
-        NodeId = u64,
-        Node = BasicNode,
-        Entry = openraft::Entry<C>,
-        SnapshotData = Cursor<Vec<u8>>,
-        AsyncRuntime = TokioRuntime,
-        Responder = OneshotResponder<C>,
-    >
-{
-}
+/// A member's Raft handle for the configuration `C`.
+pub type Raft<C> = openraft::Raft<C, <C as RaftTypes>::StateMachine>;
+/// What a snapshot's bytes travel and are installed as.
+pub type SnapshotData = Cursor<Vec<u8>>;
+/// A snapshot: its meta and its bytes.
+pub type Snapshot = openraft::Snapshot<LeaderId, NodeId, BasicNode, SnapshotData>;
 
 pub type NodeId = u64;
-pub type LogId = openraft::LogId<NodeId>;
-pub type Vote = openraft::Vote<NodeId>;
-pub type StoredMembership = openraft::StoredMembership<NodeId, BasicNode>;
-pub type SnapshotMeta = openraft::SnapshotMeta<NodeId, BasicNode>;
-pub type RaftMetrics = openraft::RaftMetrics<NodeId, BasicNode>;
+/// openraft's default leader id (several leaders per term are possible, one
+/// per candidate); it is also the committed leader id inside log ids.
+pub type LeaderId = leader_id_adv::LeaderId<u64, NodeId>;
+pub type LogId = openraft::LogId<LeaderId>;
+pub type Vote = openraft::Vote<LeaderId>;
+pub type StoredMembership = openraft::StoredMembership<LeaderId, NodeId, BasicNode>;
+pub type SnapshotMeta = openraft::SnapshotMeta<LeaderId, NodeId, BasicNode>;
+pub type RaftMetrics<C> = openraft::RaftMetrics<C>;
+/// openraft's metrics watch (`raft.metrics()`); read it through
+/// [`openraft::async_runtime::watch::WatchReceiver`].
+pub type MetricsWatch<C> = openraft::type_config::alias::WatchReceiverOf<C, RaftMetrics<C>>;

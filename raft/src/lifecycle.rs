@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 use tracing::warn;
 
 use crate::probes::{router, ProbeState, Render};
-use crate::RaftMetrics;
+use crate::{MetricsWatch, RaftTypes};
 
 pub struct Lifecycle {
     stop_tx: watch::Sender<bool>,
@@ -60,13 +60,13 @@ impl Lifecycle {
 
     /// Serves `/metrics`, `/healthz` and `/readyz` on `listener` until
     /// shutdown.
-    pub fn spawn_probes(
+    pub fn spawn_probes<C: RaftTypes>(
         &mut self,
         listener: TcpListener,
-        raft: watch::Receiver<RaftMetrics>,
+        raft: MetricsWatch<C>,
         render: Render,
     ) {
-        let app = router(ProbeState {
+        let app = router::<C>(ProbeState {
             raft,
             render,
             serving: self.serving.clone(),

@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+use openraft::async_runtime::watch::WatchReceiver;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -14,10 +15,9 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
-use tokio::sync::watch;
 
 use crate::raft_view::RaftView;
-use crate::RaftMetrics;
+use crate::{MetricsWatch, RaftTypes};
 
 /// Cheap to clone; clones update the same registered metrics.
 #[derive(Clone, Default)]
@@ -74,9 +74,9 @@ impl RaftGauges {
 
     /// Follows openraft's metrics (`raft.metrics()`) until the Raft instance
     /// shuts down.
-    pub fn spawn_watcher(
+    pub fn spawn_watcher<C: RaftTypes>(
         &self,
-        mut rx: watch::Receiver<RaftMetrics>,
+        mut rx: MetricsWatch<C>,
     ) -> tokio::task::JoinHandle<()> {
         let me = self.clone();
         tokio::spawn(async move {

@@ -1,26 +1,31 @@
-//! Client side of the Raft transport: openraft's `RaftNetwork` over gRPC.
+//! Client side of the Raft transport: openraft's `RaftNetworkV2` over gRPC.
 //!
 //! One tonic channel per peer address is created lazily and kept in a
 //! [`ChannelPool`] for the life of the process (never a channel per RPC).
 //! Every RPC carries openraft's TTL as its gRPC deadline; payloads are
-//! postcard-encoded openraft messages tagged with the group id. The pool is
-//! also what a member uses for its other member-to-member calls (joining,
-//! forwarding a write to the leader).
+//! postcard-encoded openraft messages tagged with the group id. A snapshot
+//! travels whole (openraft 0.10 hands the transport the full snapshot) as a
+//! client stream of chunks, so its size is not bounded by the gRPC message
+//! limit; its deadline is the TTL per chunk. The pool is also what a member
+//! uses for its other member-to-member calls (joining, forwarding a write to
+//! the leader).
 
 use std::collections::HashMap;
 use std::marker::PhantomData;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use openraft::error::{
-    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+use std::future::Future;
+
+use openraft::errors::{
+    Fatal, NetworkError, RPCError, RaftError, ReplicationClosed, StreamingError, Unreachable,
 };
-use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::network::{RPCOption, RaftNetworkFactory, RaftNetworkV2};
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
-    VoteRequest, VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest,
+    TransferLeaderResponse, VoteRequest, VoteResponse,
 };
-use openraft::BasicNode;
+use openraft::{BasicNode, OptionalSend};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use shardline_proto::limits::MAX_MESSAGE_BYTES;
@@ -28,7 +33,10 @@ use shardline_proto::pb::raft_transport_client::RaftTransportClient;
 use shardline_proto::pb::RaftMessage;
 use tonic::transport::{Channel, Endpoint};
 
-use crate::{NodeId, RaftTypes};
+use crate::{NodeId, RaftTypes, Snapshot, SnapshotData, SnapshotMeta, Vote};
+
+/// Snapshot bytes per stream message when openraft does not set a chunk size.
+const DEFAULT_SNAPSHOT_CHUNK: usize = 4 * 1024 * 1024;
 
 /// Time allowed to establish a TCP connection to a peer.
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
@@ -126,55 +134,61 @@ enum CallError {
     },
     #[error("encode request: {0}")]
     Encode(postcard::Error),
+    /// The peer's Raft answered with an error (it is stopped or stopping).
+    #[error("peer {target} at {addr} failed: {reason}")]
+    Remote {
+        target: NodeId,
+        addr: String,
+        reason: String,
+    },
 }
 
-impl<C> PeerClient<C> {
+impl CallError {
+    /// Refused or dropped connections (tonic reports them as `Unavailable`)
+    /// and a peer whose Raft has stopped make the peer unreachable, so
+    /// openraft backs off; anything else is a network error it retries.
+    fn is_unreachable(&self) -> bool {
+        match self {
+            CallError::Connect { .. } | CallError::Remote { .. } => true,
+            CallError::Status { status, .. } => status.code() == tonic::Code::Unavailable,
+            CallError::Decode { .. } | CallError::Encode(_) => false,
+        }
+    }
+
+    fn into_rpc<C: RaftTypes>(self) -> RPCError<C> {
+        if self.is_unreachable() {
+            RPCError::Unreachable(Unreachable::new(&self))
+        } else {
+            RPCError::Network(NetworkError::new(&self))
+        }
+    }
+
+    fn into_streaming<C: RaftTypes>(self) -> StreamingError<C> {
+        if self.is_unreachable() {
+            StreamingError::Unreachable(Unreachable::new(&self))
+        } else {
+            StreamingError::Network(NetworkError::new(&self))
+        }
+    }
+}
+
+impl<C: RaftTypes> PeerClient<C> {
+    /// One unary RPC whose reply is the postcard encoding of
+    /// `Result<Resp, E>`; an `E` (the peer's Raft failed) is a
+    /// [`CallError::Remote`].
     async fn call<Req, Resp, E>(
         &self,
         method: Method,
         req: &Req,
         ttl: Duration,
-    ) -> Result<Resp, RPCError<NodeId, BasicNode, RaftError<NodeId, E>>>
+    ) -> Result<Resp, CallError>
     where
         Req: Serialize,
         Resp: DeserializeOwned,
-        E: std::error::Error + DeserializeOwned,
+        E: std::fmt::Display + DeserializeOwned,
     {
-        let raw = self.call_raw(method, req, ttl).await.map_err(|e| match e {
-            CallError::Connect { .. } => RPCError::Unreachable(Unreachable::new(&e)),
-            // tonic reports refused or dropped connections as Unavailable.
-            CallError::Status { ref status, .. } if status.code() == tonic::Code::Unavailable => {
-                RPCError::Unreachable(Unreachable::new(&e))
-            }
-            other => RPCError::Network(NetworkError::new(&other)),
-        })?;
-        let decoded: Result<Resp, RaftError<NodeId, E>> =
-            postcard::from_bytes(&raw).map_err(|source| {
-                RPCError::Network(NetworkError::new(&CallError::Decode {
-                    addr: self.addr.clone(),
-                    source,
-                }))
-            })?;
-        decoded.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
-    }
-
-    async fn call_raw<Req: Serialize>(
-        &self,
-        method: Method,
-        req: &Req,
-        ttl: Duration,
-    ) -> Result<Vec<u8>, CallError> {
         let payload = postcard::to_allocvec(req).map_err(CallError::Encode)?;
-        let channel = self
-            .pool
-            .get(&self.addr)
-            .map_err(|source| CallError::Connect {
-                addr: self.addr.clone(),
-                source,
-            })?;
-        let mut client = RaftTransportClient::new(channel)
-            .max_decoding_message_size(MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        let mut client = self.client()?;
         let mut request = tonic::Request::new(RaftMessage {
             group_id: self.group_id,
             payload,
@@ -183,13 +197,77 @@ impl<C> PeerClient<C> {
         let reply = match method {
             Method::Append => client.append_entries(request).await,
             Method::Vote => client.vote(request).await,
-            Method::Snapshot => client.install_snapshot(request).await,
+            Method::TransferLeader => client.transfer_leader(request).await,
         };
+        self.decode_reply::<Resp, E>(reply)
+    }
+
+    fn client(&self) -> Result<RaftTransportClient<Channel>, CallError> {
+        let channel = self
+            .pool
+            .get(&self.addr)
+            .map_err(|source| CallError::Connect {
+                addr: self.addr.clone(),
+                source,
+            })?;
+        Ok(RaftTransportClient::new(channel)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES))
+    }
+
+    fn decode_reply<Resp, E>(
+        &self,
+        reply: Result<tonic::Response<RaftMessage>, tonic::Status>,
+    ) -> Result<Resp, CallError>
+    where
+        Resp: DeserializeOwned,
+        E: std::fmt::Display + DeserializeOwned,
+    {
         let reply = reply.map_err(|status| CallError::Status {
             addr: self.addr.clone(),
             status,
         })?;
-        Ok(reply.into_inner().payload)
+        let decoded: Result<Resp, E> =
+            postcard::from_bytes(&reply.into_inner().payload).map_err(|source| {
+                CallError::Decode {
+                    addr: self.addr.clone(),
+                    source,
+                }
+            })?;
+        decoded.map_err(|e| CallError::Remote {
+            target: self.target,
+            addr: self.addr.clone(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// Streams `snapshot` to the peer: a header with `(vote, meta)`, then
+    /// its bytes in chunks of `chunk` bytes. The deadline is `ttl` per chunk.
+    async fn send_snapshot<Resp: DeserializeOwned>(
+        &self,
+        vote: Vote,
+        snapshot: Snapshot,
+        chunk: usize,
+        ttl: Duration,
+    ) -> Result<Resp, CallError> {
+        let header: (Vote, SnapshotMeta) = (vote, snapshot.meta);
+        let header = postcard::to_allocvec(&header).map_err(CallError::Encode)?;
+        let bytes = snapshot.snapshot.into_inner();
+        let group_id = self.group_id;
+        let mut messages = vec![RaftMessage {
+            group_id,
+            payload: header,
+        }];
+        messages.extend(bytes.chunks(chunk.max(1)).map(|c| RaftMessage {
+            group_id,
+            payload: c.to_vec(),
+        }));
+        let chunks = u32::try_from(messages.len() - 1).unwrap_or(u32::MAX).max(1);
+        let mut client = self.client()?;
+        let mut request = tonic::Request::new(futures::stream::iter(messages));
+        request.set_timeout(ttl.saturating_mul(chunks));
+        let reply = client.full_snapshot(request).await;
+        self.decode_reply::<Resp, Fatal<C>>(reply)
     }
 }
 
@@ -197,34 +275,56 @@ impl<C> PeerClient<C> {
 enum Method {
     Append,
     Vote,
-    Snapshot,
+    TransferLeader,
 }
 
-impl<C: RaftTypes> RaftNetwork<C> for PeerClient<C> {
+impl<C: RaftTypes> RaftNetworkV2<C> for PeerClient<C> {
+    type SnapshotData = SnapshotData;
+
     async fn append_entries(
         &mut self,
         rpc: AppendEntriesRequest<C>,
         option: RPCOption,
-    ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
-        self.call(Method::Append, &rpc, option.hard_ttl()).await
-    }
-
-    async fn install_snapshot(
-        &mut self,
-        rpc: InstallSnapshotRequest<C>,
-        option: RPCOption,
-    ) -> Result<
-        InstallSnapshotResponse<NodeId>,
-        RPCError<NodeId, BasicNode, RaftError<NodeId, InstallSnapshotError>>,
-    > {
-        self.call(Method::Snapshot, &rpc, option.hard_ttl()).await
+    ) -> Result<AppendEntriesResponse<C>, RPCError<C>> {
+        self.call::<_, _, RaftError<C>>(Method::Append, &rpc, option.hard_ttl())
+            .await
+            .map_err(CallError::into_rpc)
     }
 
     async fn vote(
         &mut self,
-        rpc: VoteRequest<NodeId>,
+        rpc: VoteRequest<C>,
         option: RPCOption,
-    ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
-        self.call(Method::Vote, &rpc, option.hard_ttl()).await
+    ) -> Result<VoteResponse<C>, RPCError<C>> {
+        self.call::<_, _, RaftError<C>>(Method::Vote, &rpc, option.hard_ttl())
+            .await
+            .map_err(CallError::into_rpc)
+    }
+
+    async fn full_snapshot(
+        &mut self,
+        vote: Vote,
+        snapshot: Snapshot,
+        cancel: impl Future<Output = ReplicationClosed> + OptionalSend + 'static,
+        option: RPCOption,
+    ) -> Result<SnapshotResponse<C>, StreamingError<C>> {
+        let chunk = option
+            .snapshot_chunk_size()
+            .unwrap_or(DEFAULT_SNAPSHOT_CHUNK);
+        let send = self.send_snapshot(vote, snapshot, chunk, option.hard_ttl());
+        tokio::select! {
+            reply = send => reply.map_err(CallError::into_streaming),
+            closed = cancel => Err(StreamingError::Closed(closed)),
+        }
+    }
+
+    async fn transfer_leader(
+        &mut self,
+        req: TransferLeaderRequest<C>,
+        option: RPCOption,
+    ) -> Result<TransferLeaderResponse<C>, RPCError<C>> {
+        self.call::<_, _, Fatal<C>>(Method::TransferLeader, &req, option.hard_ttl())
+            .await
+            .map_err(CallError::into_rpc)
     }
 }

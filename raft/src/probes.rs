@@ -9,33 +9,42 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
-use tokio::sync::watch;
+use openraft::async_runtime::watch::WatchReceiver;
 
 use crate::raft_view::RaftView;
-use crate::RaftMetrics;
+use crate::{MetricsWatch, RaftTypes};
 
 /// Renders the member's metrics in the OpenMetrics text format.
 pub type Render = Arc<dyn Fn() -> String + Send + Sync>;
 
-#[derive(Clone)]
-pub struct ProbeState {
+pub struct ProbeState<C: RaftTypes> {
     /// openraft's metrics watch (`raft.metrics()`).
-    pub raft: watch::Receiver<RaftMetrics>,
+    pub raft: MetricsWatch<C>,
     pub render: Render,
     /// Cleared when shutdown starts so load balancers stop sending traffic.
     pub serving: Arc<AtomicBool>,
 }
 
-pub fn router(state: ProbeState) -> Router {
+impl<C: RaftTypes> Clone for ProbeState<C> {
+    fn clone(&self) -> Self {
+        ProbeState {
+            raft: self.raft.clone(),
+            render: self.render.clone(),
+            serving: self.serving.clone(),
+        }
+    }
+}
+
+pub fn router<C: RaftTypes>(state: ProbeState<C>) -> Router {
     Router::new()
-        .route("/metrics", get(metrics))
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics::<C>))
+        .route("/healthz", get(healthz::<C>))
+        .route("/readyz", get(readyz::<C>))
         .with_state(state)
 }
 
-async fn metrics(
-    State(s): State<ProbeState>,
+async fn metrics<C: RaftTypes>(
+    State(s): State<ProbeState<C>>,
 ) -> (StatusCode, [(&'static str, &'static str); 1], String) {
     (
         StatusCode::OK,
@@ -47,8 +56,8 @@ async fn metrics(
     )
 }
 
-async fn healthz(State(s): State<ProbeState>) -> (StatusCode, String) {
-    let view = RaftView::from_metrics(&s.raft.borrow());
+async fn healthz<C: RaftTypes>(State(s): State<ProbeState<C>>) -> (StatusCode, String) {
+    let view = RaftView::from_metrics(&s.raft.borrow_watched());
     if view.healthy {
         (StatusCode::OK, "ok\n".into())
     } else {
@@ -59,11 +68,11 @@ async fn healthz(State(s): State<ProbeState>) -> (StatusCode, String) {
     }
 }
 
-async fn readyz(State(s): State<ProbeState>) -> (StatusCode, String) {
+async fn readyz<C: RaftTypes>(State(s): State<ProbeState<C>>) -> (StatusCode, String) {
     if !s.serving.load(Ordering::SeqCst) {
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n".into());
     }
-    let view = RaftView::from_metrics(&s.raft.borrow());
+    let view = RaftView::from_metrics(&s.raft.borrow_watched());
     match view.leader_id {
         Some(l) if view.healthy => (StatusCode::OK, format!("ready; leader {l}\n")),
         _ => (StatusCode::SERVICE_UNAVAILABLE, "no leader known\n".into()),

@@ -1,9 +1,9 @@
 //! A plain snapshot of one member's Raft state, derived from openraft's
 //! metrics, shared by status RPCs, metrics and readiness.
 
-use openraft::{RaftMetrics, ServerState};
+use openraft::ServerState;
 
-use crate::NodeId;
+use crate::{NodeId, RaftMetrics, RaftTypes};
 
 /// Role of a member in the group's membership, as reported by `Status`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,7 +55,7 @@ impl RaftView {
         self.state == ServerState::Leader
     }
 
-    pub fn from_metrics(m: &RaftMetrics<NodeId, openraft::BasicNode>) -> Self {
+    pub fn from_metrics<C: RaftTypes>(m: &RaftMetrics<C>) -> Self {
         let membership = m.membership_config.membership();
         let voters: std::collections::BTreeSet<NodeId> = membership.voter_ids().collect();
         let leader = m.current_leader;

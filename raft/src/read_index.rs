@@ -1,9 +1,10 @@
 //! Batched linearizable-read barriers (the Raft "read index" protocol).
 //!
 //! A linearizable read must observe every write acknowledged before it
-//! arrived. openraft's `ensure_linearizable` gives that by confirming
-//! leadership with a quorum and waiting until the state machine has applied
-//! the commit index. One such round per read costs a network round trip to
+//! arrived. openraft's `ensure_linearizable` with `ReadPolicy::ReadIndex`
+//! gives that by confirming leadership with a quorum acknowledgement of an
+//! RPC sent after the request (never a lease) and waiting until the state
+//! machine has applied the commit index. One such round per read costs a network round trip to
 //! the followers, so reads arriving together share one: a background task
 //! takes every read queued so far, runs one check, and releases them all.
 //! A read is only released by a check that *started after it was queued*, so
@@ -12,11 +13,13 @@
 
 use std::sync::Arc;
 
-use openraft::error::{CheckIsLeaderError, RaftError};
+use openraft::async_runtime::watch::WatchReceiver;
+use openraft::errors::{LinearizableReadError, RaftError};
+use openraft::ReadPolicy;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use crate::error::{ApiError, Refusal};
-use crate::RaftTypes;
+use crate::{Raft, RaftTypes};
 
 /// Queued reads waiting for the next barrier.
 const QUEUE_DEPTH: usize = 65_536;
@@ -34,7 +37,7 @@ pub struct ReadIndex {
 
 impl ReadIndex {
     /// Starts the batching task; it ends when every handle is dropped.
-    pub fn spawn<C: RaftTypes>(raft: openraft::Raft<C>) -> Self {
+    pub fn spawn<C: RaftTypes>(raft: Raft<C>) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
         tokio::spawn(run_batches(raft, rx));
         ReadIndex { queue: tx }
@@ -55,7 +58,7 @@ impl ReadIndex {
 }
 
 async fn run_batches<C: RaftTypes>(
-    raft: openraft::Raft<C>,
+    raft: Raft<C>,
     mut rx: mpsc::Receiver<oneshot::Sender<Outcome>>,
 ) {
     let rounds = Arc::new(Semaphore::new(MAX_ROUNDS_IN_FLIGHT));
@@ -79,16 +82,14 @@ async fn run_batches<C: RaftTypes>(
     }
 }
 
-async fn check<C: RaftTypes>(raft: &openraft::Raft<C>) -> Outcome {
-    let term = || raft.metrics().borrow().current_term;
-    match raft.ensure_linearizable().await {
+async fn check<C: RaftTypes>(raft: &Raft<C>) -> Outcome {
+    let term = || raft.metrics().borrow_watched().current_term;
+    match raft.ensure_linearizable(ReadPolicy::ReadIndex).await {
         Ok(_) => Ok(()),
-        Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => Err(Refusal::forward(
-            f.leader_id,
-            f.leader_node.map(|n| n.addr),
-            term(),
-        )),
-        Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(_))) => {
+        Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(f))) => Err(
+            Refusal::forward(f.leader_id, f.leader_node.map(|n| n.addr), term()),
+        ),
+        Err(RaftError::APIError(LinearizableReadError::QuorumNotEnough(_))) => {
             Err(Refusal::NoLeader { term: term() })
         }
         Err(RaftError::Fatal(e)) => Err(Refusal::Failed(e.to_string())),

@@ -2,40 +2,49 @@
 //! them to the local Raft instance, for any [`RaftTypes`] configuration.
 //!
 //! The reply payload is the postcard encoding of openraft's
-//! `Result<Response, RaftError>`, so remote errors cross the wire typed.
+//! `Result<Response, Error>` (a `RaftError` for append and vote, a `Fatal`
+//! for snapshot and leader transfer), so remote errors cross the wire typed.
+//! A snapshot arrives as a stream (header, then chunks; see
+//! `crate::network`), is reassembled in memory and installed whole.
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use shardline_proto::limits::MAX_MESSAGE_BYTES;
 use shardline_proto::pb::raft_transport_server::{RaftTransport, RaftTransportServer};
 use shardline_proto::pb::RaftMessage;
-use tonic::{Request, Response, Status};
+use tokio_stream::StreamExt;
+use tonic::{Request, Response, Status, Streaming};
 
-use crate::RaftTypes;
+use crate::{Raft, RaftTypes, Snapshot, SnapshotMeta, Vote};
 
 /// The `RaftTransport` gRPC service of one member.
 pub struct RaftService<C: RaftTypes> {
     /// Messages tagged with another group id are rejected.
     pub group_id: u64,
-    pub raft: openraft::Raft<C>,
+    pub raft: Raft<C>,
 }
 
 impl<C: RaftTypes> RaftService<C> {
     /// The service, wrapped in its tonic server with Shardline's message
     /// size limits.
-    pub fn server(group_id: u64, raft: openraft::Raft<C>) -> RaftTransportServer<Self> {
+    pub fn server(group_id: u64, raft: Raft<C>) -> RaftTransportServer<Self> {
         RaftTransportServer::new(RaftService { group_id, raft })
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES)
     }
 
-    fn decode<T: DeserializeOwned>(&self, msg: &RaftMessage) -> Result<T, Status> {
+    fn check_group(&self, msg: &RaftMessage) -> Result<(), Status> {
         if msg.group_id != self.group_id {
             return Err(Status::failed_precondition(format!(
                 "raft message for group {} reached a member of group {}",
                 msg.group_id, self.group_id
             )));
         }
+        Ok(())
+    }
+
+    fn decode<T: DeserializeOwned>(&self, msg: &RaftMessage) -> Result<T, Status> {
+        self.check_group(msg)?;
         postcard::from_bytes(&msg.payload)
             .map_err(|e| Status::invalid_argument(format!("bad raft payload: {e}")))
     }
@@ -67,12 +76,36 @@ impl<C: RaftTypes> RaftTransport for RaftService<C> {
         self.encode(&res)
     }
 
-    async fn install_snapshot(
+    async fn full_snapshot(
+        &self,
+        request: Request<Streaming<RaftMessage>>,
+    ) -> Result<Response<RaftMessage>, Status> {
+        let mut stream = request.into_inner();
+        let header = stream
+            .next()
+            .await
+            .ok_or_else(|| Status::invalid_argument("empty snapshot stream"))??;
+        let (vote, meta): (Vote, SnapshotMeta) = self.decode(&header)?;
+        let mut bytes = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk?;
+            self.check_group(&chunk)?;
+            bytes.extend_from_slice(&chunk.payload);
+        }
+        let snapshot = Snapshot {
+            meta,
+            snapshot: std::io::Cursor::new(bytes),
+        };
+        let res = self.raft.install_full_snapshot(vote, snapshot).await;
+        self.encode(&res)
+    }
+
+    async fn transfer_leader(
         &self,
         request: Request<RaftMessage>,
     ) -> Result<Response<RaftMessage>, Status> {
         let req = self.decode(request.get_ref())?;
-        let res = self.raft.install_snapshot(req).await;
+        let res = self.raft.handle_transfer_leader(req).await;
         self.encode(&res)
     }
 }

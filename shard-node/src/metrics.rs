@@ -12,7 +12,7 @@ use prometheus_client::registry::Registry;
 
 use shardline_raft::metrics::{self as raft_metrics, RaftGauges, RequestMetrics};
 
-use crate::types::Raft;
+use crate::types::{Raft, TypeConfig};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ResultLabels {
@@ -78,6 +78,6 @@ impl Metrics {
 
     /// Follows openraft's metrics until the Raft instance shuts down.
     pub fn spawn_raft_watcher(&self, raft: Raft) -> tokio::task::JoinHandle<()> {
-        self.inner.raft.spawn_watcher(raft.metrics())
+        self.inner.raft.spawn_watcher::<TypeConfig>(raft.metrics())
     }
 }

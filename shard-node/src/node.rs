@@ -25,7 +25,7 @@ use crate::load::LoadTracker;
 use crate::metrics::Metrics;
 use crate::proposer::Proposer;
 use crate::store::{self, KvReader};
-use crate::types::Raft;
+use crate::types::{Raft, TypeConfig};
 use shardline_raft::ApiError;
 
 /// File name of the member's redb database inside `--data-dir`.
@@ -89,7 +89,7 @@ pub async fn run(
     shardline_raft::bootstrap::initialize_or_join(&args.raft, &raft, &pool, &address).await?;
 
     let mut life = Lifecycle::new();
-    life.spawn_probes(http_listener, raft.metrics(), {
+    life.spawn_probes::<TypeConfig>(http_listener, raft.metrics(), {
         let metrics = metrics.clone();
         Arc::new(move || metrics.render())
     });

@@ -6,31 +6,33 @@
 //! state machine answers each command with an [`Applied`]. Writes from clients carry a
 //! [`Session`] so a retried write is applied once (see `store::dedup`).
 
-use std::io::Cursor;
-
 use serde::{Deserialize, Serialize};
 
 openraft::declare_raft_types!(
-    /// Raft types of a shard group: u64 node ids, `BasicNode { addr }` nodes,
-    /// in-memory snapshot bytes, tokio runtime.
+    /// Raft types of a shard group: u64 terms and node ids, `BasicNode
+    /// { addr }` nodes, openraft's default leader id, vote and entry, tokio
+    /// runtime. Snapshot bytes are the state machine's type
+    /// ([`shardline_raft::SnapshotData`]).
     pub TypeConfig:
         D = Proposal,
         R = Vec<Applied>,
         NodeId = u64,
         Node = openraft::BasicNode,
-        Entry = openraft::Entry<TypeConfig>,
-        SnapshotData = Cursor<Vec<u8>>,
-        AsyncRuntime = openraft::TokioRuntime,
+        AsyncRuntime = shardline_raft::TokioRuntime,
 );
 
+impl shardline_raft::RaftTypes for TypeConfig {
+    type StateMachine = crate::store::StateMachineStore;
+}
+
 pub type NodeId = u64;
-pub type Raft = openraft::Raft<TypeConfig>;
-pub type LogId = openraft::LogId<NodeId>;
-pub type Vote = openraft::Vote<NodeId>;
-pub type Entry = openraft::Entry<TypeConfig>;
-pub type StoredMembership = openraft::StoredMembership<NodeId, openraft::BasicNode>;
-pub type SnapshotMeta = openraft::SnapshotMeta<NodeId, openraft::BasicNode>;
-pub type Snapshot = openraft::Snapshot<TypeConfig>;
+pub type Raft = shardline_raft::Raft<TypeConfig>;
+pub type LogId = shardline_raft::LogId;
+pub type Vote = shardline_raft::Vote;
+pub type Entry = <TypeConfig as openraft::RaftTypeConfig>::Entry;
+pub type StoredMembership = shardline_raft::StoredMembership;
+pub type SnapshotMeta = shardline_raft::SnapshotMeta;
+pub type Snapshot = shardline_raft::Snapshot;
 
 /// Identifies one client write for exactly-once application.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -88,6 +90,19 @@ pub struct Proposal {
     pub commands: Vec<Command>,
     /// The proposing leader's clock, which ages client sessions.
     pub clock: SessionClock,
+}
+
+/// What openraft logs of a log entry's payload (it requires `Display`): the
+/// command count and clock, never keys or values.
+impl std::fmt::Display for Proposal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "proposal of {} commands at {} ms",
+            self.commands.len(),
+            self.clock.now_ms
+        )
+    }
 }
 
 impl From<Command> for Proposal {

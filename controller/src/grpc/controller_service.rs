@@ -11,6 +11,7 @@
 //!   from the leader, or from this member if no leader can be reached, with
 //!   per-group and per-range load and the hot ranges ([`crate::hot`]).
 
+use openraft::async_runtime::watch::WatchReceiver;
 use std::future::Future;
 
 use shardline_proto::pb::controller_server::Controller;
@@ -57,7 +58,7 @@ fn config_response(config: &shardline_proto::shardmap::Config) -> pb::ConfigResp
 
 impl ControllerService {
     fn term(&self) -> u64 {
-        self.raft.metrics().borrow().current_term
+        self.raft.metrics().borrow_watched().current_term
     }
 
     /// Proposes `command` here (this member should lead) and waits until it
@@ -140,7 +141,7 @@ impl ControllerService {
     /// This member's answer; `hot_ops_per_sec` is an already checked
     /// threshold.
     fn status_here(&self, hot_ops_per_sec: f64) -> pb::ClusterStatusResponse {
-        let view = RaftView::from_metrics(&self.raft.metrics().borrow());
+        let view = RaftView::from_metrics(&self.raft.metrics().borrow_watched());
         let latest = self.map.latest();
         let ranges = self.loads.ranges(&latest);
         let hot_ranges = hot::hot_ranges(&ranges, hot_ops_per_sec, self.hot.max_report_age);
@@ -294,7 +295,13 @@ impl Controller for ControllerService {
         };
         // Load is known on the leader: ask it when one is known, and fall
         // back to this member's own view when none can be reached.
-        let result = if self.raft.metrics().borrow().current_leader.is_none() {
+        let result = if self
+            .raft
+            .metrics()
+            .borrow_watched()
+            .current_leader
+            .is_none()
+        {
             Ok(self.status_here(threshold))
         } else {
             let forwarded = Forwarder::is_forwarded(request.metadata());

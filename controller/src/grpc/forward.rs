@@ -20,6 +20,7 @@
 //! members. Clients that talk to a member directly therefore only ever see
 //! `NotLeader` when they route through a stale member twice.
 
+use openraft::async_runtime::watch::WatchReceiver;
 use std::future::Future;
 use std::time::Duration;
 
@@ -110,14 +111,14 @@ impl Forwarder {
     }
 
     fn term(&self) -> u64 {
-        self.raft.metrics().borrow().current_term
+        self.raft.metrics().borrow_watched().current_term
     }
 
     /// The current route, waiting until `deadline` for a known leader other
     /// than `avoid`.
     pub async fn route(&self, deadline: Instant, avoid: Option<u64>) -> Result<Route, Status> {
         let wait = deadline.saturating_duration_since(Instant::now());
-        let usable = |m: &shardline_raft::RaftMetrics| {
+        let usable = |m: &shardline_raft::RaftMetrics<crate::types::TypeConfig>| {
             m.current_leader.is_some()
                 && m.current_leader != avoid
                 && (m.current_leader != Some(m.id) || m.state == ServerState::Leader)

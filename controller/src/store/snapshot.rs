@@ -6,13 +6,15 @@
 
 use std::sync::Arc;
 
-use openraft::{RaftSnapshotBuilder, StorageError};
+use std::io;
+
+use openraft::{LogIdOptionExt, RaftSnapshotBuilder};
 use redb::{Database, Durability};
 use serde::{Deserialize, Serialize};
 use shardline_raft::store::applied::write_applied_state;
 use shardline_raft::store::codec::{decode, encode};
 use shardline_raft::store::{check, StoreError};
-use shardline_raft::{LogId, NodeId, SnapshotMeta, StoredMembership};
+use shardline_raft::{LogId, SnapshotMeta, StoredMembership};
 
 use super::shard_map::Applied;
 use super::{check_bootstrap, ShardMap, CONFIGS, SM_META, SNAPSHOT};
@@ -44,7 +46,9 @@ impl SnapshotBuilder {
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
-    async fn build_snapshot(&mut self) -> Result<Snapshot, StorageError<NodeId>> {
+    type SnapshotData = shardline_raft::SnapshotData;
+
+    async fn build_snapshot(&mut self) -> Result<Snapshot, io::Error> {
         let payload = self.map.with(|a| SnapshotPayload {
             version: SNAPSHOT_VERSION,
             last_applied: a.last_applied,
@@ -99,7 +103,7 @@ pub(crate) fn install(
         SNAPSHOT.put(&txn, meta, &bytes)?;
     }
     txn.commit()?;
-    tracing::info!(snapshot_id = %meta.snapshot_id, latest = payload.state.latest().num, "installed snapshot");
+    tracing::info!(index = ?meta.last_log_id.index(), latest = payload.state.latest().num, "installed snapshot");
     Ok(Applied {
         state: payload.state,
         last_applied: meta.last_log_id,

@@ -3,18 +3,19 @@
 //! configs and the applied log id to redb in one transaction per batch.
 //! Snapshots are in [`super::snapshot`].
 
-use std::io::Cursor;
+use std::io;
 use std::sync::Arc;
 
-use openraft::storage::RaftStateMachine;
-use openraft::{EntryPayload, OptionalSend, StorageError};
+use futures::{Stream, TryStreamExt};
+use openraft::storage::{EntryResponder, RaftStateMachine};
+use openraft::{EntryPayload, OptionalSend};
 use redb::{Database, Durability};
 use shardline_proto::shardmap::Config;
 use shardline_raft::store::applied::{LAST_APPLIED, LAST_MEMBERSHIP};
 use shardline_raft::store::blocking;
 use shardline_raft::store::codec::encode;
 use shardline_raft::store::{put_record, StoreError};
-use shardline_raft::{LogId, NodeId, SnapshotMeta, StoredMembership};
+use shardline_raft::{LogId, SnapshotMeta, StoredMembership};
 
 use super::shard_map::Applied;
 use super::snapshot::{self, SnapshotBuilder};
@@ -111,33 +112,23 @@ fn persist(db: &Database, changes: &Changes) -> Result<(), StoreError> {
     Ok(())
 }
 
-impl RaftStateMachine<TypeConfig> for StateMachineStore {
-    type SnapshotBuilder = SnapshotBuilder;
-
-    async fn applied_state(
+impl StateMachineStore {
+    /// Applies `entries` (in memory, then persisted in one transaction) and
+    /// returns one outcome per entry (what openraft's `apply` answers
+    /// responders with).
+    pub(crate) async fn apply_batch(
         &mut self,
-    ) -> Result<(Option<LogId>, StoredMembership), StorageError<NodeId>> {
-        Ok(self.map.with(|a| (a.last_applied, a.membership.clone())))
-    }
-
-    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Outcome>, StorageError<NodeId>>
-    where
-        I: IntoIterator<Item = Entry> + OptionalSend,
-        I::IntoIter: OptionalSend,
-    {
-        let entries: Vec<Entry> = entries.into_iter().collect();
+        entries: Vec<Entry>,
+    ) -> Result<Vec<Outcome>, StoreError> {
         if entries.is_empty() {
             return Ok(Vec::new());
         }
         let bootstrap = self.bootstrap;
         let changes = self
             .map
-            .update(|a| apply_in_memory(a, &bootstrap, entries))
-            .map_err(StoreError::write_sm)?;
+            .update(|a| apply_in_memory(a, &bootstrap, entries))?;
         let db = self.db.clone();
-        let changes = blocking::run(move || persist(&db, &changes).map(|()| changes))
-            .await
-            .map_err(StoreError::write_sm)?;
+        let changes = blocking::run(move || persist(&db, &changes).map(|()| changes)).await?;
         if !changes.configs.is_empty() {
             tracing::info!(
                 latest = changes.configs.last().map(|c| c.num),
@@ -146,22 +137,45 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         }
         Ok(changes.outcomes)
     }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachineStore {
+    type SnapshotData = shardline_raft::SnapshotData;
+    type SnapshotBuilder = SnapshotBuilder;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), io::Error> {
+        Ok(self.map.with(|a| (a.last_applied, a.membership.clone())))
+    }
+
+    /// Applies every entry the stream yields as one batch, then answers each
+    /// entry's responder (if any) with its outcome.
+    async fn apply<Strm>(&mut self, entries: Strm) -> Result<(), io::Error>
+    where
+        Strm: Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>> + Unpin + OptionalSend,
+    {
+        let batch: Vec<EntryResponder<TypeConfig>> = entries.try_collect().await?;
+        let (entries, responders): (Vec<Entry>, Vec<_>) = batch.into_iter().unzip();
+        let outcomes = self
+            .apply_batch(entries)
+            .await
+            .map_err(StoreError::write_sm)?;
+        for (responder, outcome) in responders.into_iter().zip(outcomes) {
+            if let Some(responder) = responder {
+                responder.send(outcome);
+            }
+        }
+        Ok(())
+    }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
         SnapshotBuilder::new(self.db.clone(), self.map.clone())
     }
 
-    async fn begin_receiving_snapshot(
-        &mut self,
-    ) -> Result<Box<Cursor<Vec<u8>>>, StorageError<NodeId>> {
-        Ok(Box::new(Cursor::new(Vec::new())))
-    }
-
     async fn install_snapshot(
         &mut self,
         meta: &SnapshotMeta,
-        snapshot: Box<Cursor<Vec<u8>>>,
-    ) -> Result<(), StorageError<NodeId>> {
+        snapshot: shardline_raft::SnapshotData,
+    ) -> Result<(), io::Error> {
         let (db, bootstrap, meta) = (self.db.clone(), self.bootstrap, meta.clone());
         let bytes = snapshot.into_inner();
         let applied =
@@ -174,7 +188,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         Ok(())
     }
 
-    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, StorageError<NodeId>> {
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, io::Error> {
         SNAPSHOT
             .current(&self.db)
             .map_err(StoreError::read_snapshot)

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::io::Cursor;
 
 use openraft::storage::RaftStateMachine;
-use openraft::testing::{log_id, membership_ent};
+use openraft::testing::membership_ent;
 use openraft::{EntryPayload, RaftSnapshotBuilder};
 use shardline_raft::store::StoreError;
 use tempfile::TempDir;
@@ -35,6 +35,10 @@ fn join(gid: u64) -> Command {
     }
 }
 
+fn log_id(term: u64, node_id: u64, index: u64) -> shardline_raft::LogId {
+    openraft::testing::log_id::<crate::types::TypeConfig>(term, node_id, index)
+}
+
 fn entry(index: u64, bootstrap: Bootstrap, command: Command) -> Entry {
     Entry {
         log_id: log_id(1, 1, index),
@@ -48,7 +52,7 @@ async fn apply(store: &mut OpenedStore, first: u64, commands: Vec<Command>) -> V
         .enumerate()
         .map(|(i, c)| entry(first + i as u64, BOOT, c))
         .collect::<Vec<_>>();
-    store.sm.apply(entries).await.expect("apply")
+    store.sm.apply_batch(entries).await.expect("apply")
 }
 
 #[tokio::test]
@@ -79,7 +83,7 @@ async fn history_and_applied_state_survive_reopen() {
     let history = {
         let mut store = open(&path, BOOT).unwrap();
         let members = membership_ent::<TypeConfig>(1, 1, 1, vec![BTreeSet::from([1, 2, 3])]);
-        store.sm.apply([members]).await.unwrap();
+        store.sm.apply_batch(vec![members]).await.unwrap();
         apply(&mut store, 2, vec![join(1), join(2), join(3)]).await;
         store.map.since(0, 100)
     };
@@ -99,7 +103,7 @@ async fn a_different_bootstrap_is_refused_on_open_and_in_proposals() {
     // The log entry of a leader started with other parameters must not be
     // applied with this member's.
     let foreign = entry(1, Bootstrap::hash(7), join(1));
-    assert!(store.sm.apply([foreign]).await.is_err());
+    assert!(store.sm.apply_batch(vec![foreign]).await.is_err());
     drop(store);
     for other in [Bootstrap::hash(7), Bootstrap::range()] {
         assert!(matches!(
@@ -128,7 +132,7 @@ async fn snapshot_round_trips_into_a_fresh_member() {
     let bytes = snap.snapshot.into_inner();
     other
         .sm
-        .install_snapshot(&snap.meta, Box::new(Cursor::new(bytes.clone())))
+        .install_snapshot(&snap.meta, Cursor::new(bytes.clone()))
         .await
         .unwrap();
     assert_eq!(other.map.since(0, 100), store.map.since(0, 100));
@@ -142,7 +146,7 @@ async fn snapshot_round_trips_into_a_fresh_member() {
     let mut range_mode = open(&dir3.path().join("c.redb"), Bootstrap::range()).unwrap();
     assert!(range_mode
         .sm
-        .install_snapshot(&snap.meta, Box::new(Cursor::new(bytes)))
+        .install_snapshot(&snap.meta, Cursor::new(bytes))
         .await
         .is_err());
     assert_eq!(range_mode.map.latest().num, 0);

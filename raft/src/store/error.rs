@@ -1,17 +1,15 @@
-//! Errors of the storage layer and their conversion into openraft's
-//! [`StorageError`] at the trait boundary.
+//! Errors of the storage layer and their conversion into the `io::Error`
+//! openraft's storage traits return.
 //!
 //! Every failure of redb, of the postcard codec or of a consistency check is a
 //! [`StoreError`] with the fields needed to diagnose it. openraft only sees
-//! them wrapped in a [`StorageIOError`] that names the subject (logs, vote,
-//! state machine, snapshot) and the verb; a storage error stops the Raft node,
-//! which is the right reaction to a failing disk or corrupted bytes.
+//! them as an `io::Error` wrapping a [`StorageFailure`] that names what was
+//! being done (reading the log, writing a snapshot, ...); openraft turns it
+//! into its `StorageError` and stops the Raft node, which is the right
+//! reaction to a failing disk or corrupted bytes.
 
+use std::io;
 use std::path::PathBuf;
-
-use openraft::{ErrorSubject, ErrorVerb, StorageError, StorageIOError};
-
-use crate::NodeId;
 
 /// A failure of a member's redb store (log or state machine).
 #[derive(Debug, thiserror::Error)]
@@ -72,41 +70,55 @@ pub enum StoreError {
     Task(#[from] tokio::task::JoinError),
 }
 
+/// A [`StoreError`] at the openraft boundary, naming what was being done
+/// (openraft 0.10's storage traits return `io::Error`; openraft adds the
+/// subject and verb of the failed IO itself).
+#[derive(Debug, thiserror::Error)]
+#[error("{action}: {source}")]
+pub struct StorageFailure {
+    pub action: &'static str,
+    #[source]
+    pub source: StoreError,
+}
+
 impl StoreError {
-    /// Wraps this error for openraft, naming what was being done to what.
-    pub fn into_raft(self, subject: ErrorSubject<NodeId>, verb: ErrorVerb) -> StorageError<NodeId> {
-        StorageIOError::new(subject, verb, &self).into()
+    /// Wraps this error for openraft, naming what was being done.
+    pub fn into_io(self, action: &'static str) -> io::Error {
+        io::Error::other(StorageFailure {
+            action,
+            source: self,
+        })
     }
 
-    pub fn read_logs(self) -> StorageError<NodeId> {
-        self.into_raft(ErrorSubject::Logs, ErrorVerb::Read)
+    pub fn read_logs(self) -> io::Error {
+        self.into_io("reading the log")
     }
 
-    pub fn write_logs(self) -> StorageError<NodeId> {
-        self.into_raft(ErrorSubject::Logs, ErrorVerb::Write)
+    pub fn write_logs(self) -> io::Error {
+        self.into_io("writing the log")
     }
 
-    pub fn read_vote(self) -> StorageError<NodeId> {
-        self.into_raft(ErrorSubject::Vote, ErrorVerb::Read)
+    pub fn read_vote(self) -> io::Error {
+        self.into_io("reading the vote")
     }
 
-    pub fn write_vote(self) -> StorageError<NodeId> {
-        self.into_raft(ErrorSubject::Vote, ErrorVerb::Write)
+    pub fn write_vote(self) -> io::Error {
+        self.into_io("writing the vote")
     }
 
-    pub fn read_sm(self) -> StorageError<NodeId> {
-        self.into_raft(ErrorSubject::StateMachine, ErrorVerb::Read)
+    pub fn read_sm(self) -> io::Error {
+        self.into_io("reading the state machine")
     }
 
-    pub fn write_sm(self) -> StorageError<NodeId> {
-        self.into_raft(ErrorSubject::StateMachine, ErrorVerb::Write)
+    pub fn write_sm(self) -> io::Error {
+        self.into_io("writing the state machine")
     }
 
-    pub fn read_snapshot(self) -> StorageError<NodeId> {
-        self.into_raft(ErrorSubject::Snapshot(None), ErrorVerb::Read)
+    pub fn read_snapshot(self) -> io::Error {
+        self.into_io("reading a snapshot")
     }
 
-    pub fn write_snapshot(self) -> StorageError<NodeId> {
-        self.into_raft(ErrorSubject::Snapshot(None), ErrorVerb::Write)
+    pub fn write_snapshot(self) -> io::Error {
+        self.into_io("writing a snapshot")
     }
 }

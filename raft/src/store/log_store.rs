@@ -14,14 +14,16 @@ use std::marker::PhantomData;
 use std::ops::{Bound, RangeBounds};
 use std::sync::{Arc, Mutex};
 
-use openraft::storage::{LogFlushed, LogState, RaftLogReader, RaftLogStorage};
-use openraft::{OptionalSend, StorageError};
+use std::io;
+
+use openraft::storage::{IOFlushed, LogState, RaftLogReader, RaftLogStorage};
+use openraft::OptionalSend;
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 
 use super::codec::{decode, encode};
 use super::error::StoreError;
 use super::records::{get_record, put_record, MetaTable};
-use crate::{LogId, NodeId, RaftTypes, Vote};
+use crate::{LogId, RaftTypes, Vote};
 
 /// Record names in the log metadata table.
 const VOTE: &str = "vote";
@@ -126,16 +128,13 @@ impl<C: RaftTypes> LogStore<C> {
         get_record(&table, key)
     }
 
-    fn entries(
-        &self,
-        range: (Bound<u64>, Bound<u64>),
-    ) -> Result<Vec<openraft::Entry<C>>, StoreError> {
+    fn entries(&self, range: (Bound<u64>, Bound<u64>)) -> Result<Vec<C::Entry>, StoreError> {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(self.tables.log)?;
         let mut out = Vec::new();
         for item in table.range::<u64>(range)? {
             let (_, value) = item?;
-            out.push(decode::<openraft::Entry<C>>("log entry", value.value())?);
+            out.push(decode::<C::Entry>("log entry", value.value())?);
         }
         Ok(out)
     }
@@ -146,9 +145,7 @@ impl<C: RaftTypes> LogStore<C> {
         let last_purged: Option<LogId> = get_record(&meta, LAST_PURGED)?;
         let log = txn.open_table(self.tables.log)?;
         let last = match log.last()? {
-            Some((_, value)) => {
-                Some(decode::<openraft::Entry<C>>("log entry", value.value())?.log_id)
-            }
+            Some((_, value)) => Some(decode::<C::Entry>("log entry", value.value())?.log_id),
             None => None,
         };
         Ok(LogState {
@@ -162,16 +159,20 @@ impl<C: RaftTypes> RaftLogReader<C> for LogStore<C> {
     async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
         &mut self,
         range: RB,
-    ) -> Result<Vec<openraft::Entry<C>>, StorageError<NodeId>> {
+    ) -> Result<Vec<C::Entry>, io::Error> {
         let bounds = (range.start_bound().cloned(), range.end_bound().cloned());
         self.entries(bounds).map_err(StoreError::read_logs)
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote>, io::Error> {
+        self.read_raft_meta(VOTE).map_err(StoreError::read_vote)
     }
 }
 
 impl<C: RaftTypes> RaftLogStorage<C> for LogStore<C> {
     type LogReader = LogStore<C>;
 
-    async fn get_log_state(&mut self) -> Result<LogState<C>, StorageError<NodeId>> {
+    async fn get_log_state(&mut self) -> Result<LogState<C>, io::Error> {
         self.log_state().map_err(StoreError::read_logs)
     }
 
@@ -179,7 +180,7 @@ impl<C: RaftTypes> RaftLogStorage<C> for LogStore<C> {
         self.clone()
     }
 
-    async fn save_vote(&mut self, vote: &Vote) -> Result<(), StorageError<NodeId>> {
+    async fn save_vote(&mut self, vote: &Vote) -> Result<(), io::Error> {
         let vote = *vote;
         self.write(move |txn, t| {
             let mut meta = txn.open_table(t.meta)?;
@@ -189,10 +190,6 @@ impl<C: RaftTypes> RaftLogStorage<C> for LogStore<C> {
         .map_err(StoreError::write_vote)
     }
 
-    async fn read_vote(&mut self) -> Result<Option<Vote>, StorageError<NodeId>> {
-        self.read_raft_meta(VOTE).map_err(StoreError::read_vote)
-    }
-
     /// Records the committed log id so a restart re-applies `(last_applied,
     /// committed]` from the log. It is kept in memory and written with the
     /// next durable log write (append, vote, truncation, purge): a write
@@ -200,10 +197,7 @@ impl<C: RaftTypes> RaftLogStorage<C> for LogStore<C> {
     /// the newest value only means a restarted node re-applies less at
     /// startup and learns the rest from the leader. What is on disk is never
     /// ahead of the log: entries are committed only once appended.
-    async fn save_committed(
-        &mut self,
-        committed: Option<LogId>,
-    ) -> Result<(), StorageError<NodeId>> {
+    async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), io::Error> {
         if let Some(id) = committed {
             let mut slot = lock(&self.committed);
             if slot.is_none_or(|pending| pending < id) {
@@ -213,7 +207,7 @@ impl<C: RaftTypes> RaftLogStorage<C> for LogStore<C> {
         Ok(())
     }
 
-    async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError<NodeId>> {
+    async fn read_committed(&mut self) -> Result<Option<LogId>, io::Error> {
         let pending = *lock(&self.committed);
         let stored: Option<LogId> = self
             .read_raft_meta(COMMITTED)
@@ -221,13 +215,9 @@ impl<C: RaftTypes> RaftLogStorage<C> for LogStore<C> {
         Ok(pending.max(stored))
     }
 
-    async fn append<I>(
-        &mut self,
-        entries: I,
-        callback: LogFlushed<C>,
-    ) -> Result<(), StorageError<NodeId>>
+    async fn append<I>(&mut self, entries: I, callback: IOFlushed<C>) -> Result<(), io::Error>
     where
-        I: IntoIterator<Item = openraft::Entry<C>> + OptionalSend,
+        I: IntoIterator<Item = C::Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
         let mut encoded = Vec::new();
@@ -248,28 +238,30 @@ impl<C: RaftTypes> RaftLogStorage<C> for LogStore<C> {
         match result {
             Ok(()) => {
                 tracing::trace!(count, "appended log entries");
-                callback.log_io_completed(Ok(()));
+                callback.io_completed(Ok(()));
                 Ok(())
             }
             Err(e) => {
-                callback.log_io_completed(Err(std::io::Error::other(e.to_string())));
+                callback.io_completed(Err(io::Error::other(e.to_string())));
                 Err(e.write_logs())
             }
         }
     }
 
-    async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError<NodeId>> {
-        tracing::debug!(%log_id, "truncating log from");
+    /// Removes every entry after `last_log_id` (all of them for `None`).
+    async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> Result<(), io::Error> {
+        tracing::debug!(?last_log_id, "truncating log after");
+        let first_removed = last_log_id.map_or(0, |id| id.index + 1);
         self.write(move |txn, t| {
             let mut log = txn.open_table(t.log)?;
-            log.retain_in::<u64, _>(log_id.index.., |_, _| false)?;
+            log.retain_in::<u64, _>(first_removed.., |_, _| false)?;
             Ok(())
         })
         .await
         .map_err(StoreError::write_logs)
     }
 
-    async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError<NodeId>> {
+    async fn purge(&mut self, log_id: LogId) -> Result<(), io::Error> {
         tracing::debug!(%log_id, "purging log up to");
         self.write(move |txn, t| {
             let mut meta = txn.open_table(t.meta)?;

@@ -1,6 +1,7 @@
 //! The current snapshot of a state machine, kept in one redb table of the
-//! member's file so it survives restarts: its meta, its bytes and a counter
-//! that makes snapshot ids unique on this member.
+//! member's file so it survives restarts: its meta and its bytes. (Stores
+//! written under openraft 0.9 also hold a `counter` record that numbered
+//! snapshot ids; openraft 0.10's snapshot meta has no id, so it is unused.)
 //!
 //! A state machine builds its payload however it likes (from a read
 //! transaction or from memory) and hands the bytes to [`SnapshotSlot::store_built`];
@@ -9,28 +10,20 @@
 
 use std::io::Cursor;
 
+use openraft::LogIdOptionExt;
 use redb::{Database, Durability, ReadableDatabase, WriteTransaction};
 
 use super::error::StoreError;
 use super::records::{get_record, put_record, MetaTable};
-use crate::{LogId, RaftTypes, SnapshotMeta, StoredMembership};
+use crate::{LogId, Snapshot, SnapshotMeta, StoredMembership};
 
 const META: &str = "meta";
 const DATA: &str = "data";
-const COUNTER: &str = "counter";
 
 /// The table holding the current snapshot.
 #[derive(Clone, Copy)]
 pub struct SnapshotSlot {
     table: MetaTable,
-}
-
-/// A snapshot id unique on this member: last log id plus a persisted counter.
-fn snapshot_id(last: Option<LogId>, counter: u64) -> String {
-    match last {
-        Some(id) => format!("{}-{}-{counter}", id.leader_id, id.index),
-        None => format!("empty-{counter}"),
-    }
 }
 
 impl SnapshotSlot {
@@ -49,23 +42,20 @@ impl SnapshotSlot {
 
     /// Stores a freshly built snapshot of state at `last_applied` durably,
     /// unless a newer one is already stored, and returns it.
-    pub fn store_built<C: RaftTypes>(
+    pub fn store_built(
         &self,
         db: &Database,
         last_applied: Option<LogId>,
         last_membership: StoredMembership,
         bytes: Vec<u8>,
-    ) -> Result<openraft::Snapshot<C>, StoreError> {
+    ) -> Result<Snapshot, StoreError> {
         let mut txn = db.begin_write()?;
         txn.set_durability(Durability::Immediate)?;
         let meta = {
             let mut table = txn.open_table(self.table)?;
-            let counter = get_record::<u64, _>(&table, COUNTER)?.unwrap_or(0) + 1;
-            put_record(&mut table, COUNTER, &counter)?;
             let meta = SnapshotMeta {
                 last_log_id: last_applied,
                 last_membership,
-                snapshot_id: snapshot_id(last_applied, counter),
             };
             let stored: Option<SnapshotMeta> = get_record(&table, META)?;
             if stored
@@ -75,15 +65,15 @@ impl SnapshotSlot {
                 put_record(&mut table, META, &meta)?;
                 table.insert(DATA, bytes.as_slice())?;
             } else {
-                tracing::debug!(snapshot_id = %meta.snapshot_id, "a newer snapshot is stored; keeping it");
+                tracing::debug!(index = ?meta.last_log_id.index(), "a newer snapshot is stored; keeping it");
             }
             meta
         };
         txn.commit()?;
-        tracing::info!(snapshot_id = %meta.snapshot_id, bytes = bytes.len(), "built snapshot");
-        Ok(openraft::Snapshot {
+        tracing::info!(index = ?meta.last_log_id.index(), bytes = bytes.len(), "built snapshot");
+        Ok(Snapshot {
             meta,
-            snapshot: Box::new(Cursor::new(bytes)),
+            snapshot: Cursor::new(bytes),
         })
     }
 
@@ -102,10 +92,7 @@ impl SnapshotSlot {
     }
 
     /// The current snapshot stored in the file, if any.
-    pub fn current<C: RaftTypes>(
-        &self,
-        db: &Database,
-    ) -> Result<Option<openraft::Snapshot<C>>, StoreError> {
+    pub fn current(&self, db: &Database) -> Result<Option<Snapshot>, StoreError> {
         let txn = db.begin_read()?;
         let table = txn.open_table(self.table)?;
         let Some(meta) = get_record::<SnapshotMeta, _>(&table, META)? else {
@@ -118,9 +105,9 @@ impl SnapshotSlot {
                 table: "snapshot",
                 key: DATA,
             })?;
-        Ok(Some(openraft::Snapshot {
+        Ok(Some(Snapshot {
             meta,
-            snapshot: Box::new(Cursor::new(data)),
+            snapshot: Cursor::new(data),
         }))
     }
 }

@@ -76,19 +76,17 @@ fn count_range(reader: &KvReader, range: &KeyRange) -> Result<u64, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use openraft::storage::RaftStateMachine;
-    use openraft::testing::log_id;
     use openraft::EntryPayload;
     use shardline_proto::keyspace::initial_hash_ranges;
 
     use crate::load::tests::range;
     use crate::store;
-    use crate::types::{BatchOp, Command, Entry, Op};
+    use crate::types::{BatchOp, Command, Entry, Op, TypeConfig};
 
     /// A store in `mode` holding `keys` (applied as one batch).
     async fn store_with(mode: PartitionMode, keys: &[String]) -> (tempfile::TempDir, KvReader) {
         let dir = tempfile::tempdir().unwrap();
-        let mut opened = store::open(&dir.path().join("s.redb"), 1, mode).unwrap();
+        let opened = store::open(&dir.path().join("s.redb"), 1, mode).unwrap();
         let ops = keys
             .iter()
             .map(|k| BatchOp::Put {
@@ -101,10 +99,10 @@ mod tests {
             op: Op::Batch { ops },
         };
         let entry = Entry {
-            log_id: log_id(1, 1, 1),
+            log_id: openraft::testing::log_id::<TypeConfig>(1, 1, 1),
             payload: EntryPayload::Normal(command.into()),
         };
-        opened.sm.apply(vec![entry]).await.unwrap();
+        opened.sm.apply_batch(vec![entry]).await.unwrap();
         (dir, opened.reader)
     }
 

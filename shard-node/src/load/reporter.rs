@@ -11,6 +11,7 @@
 //! `shardline_load_reports` metric by result. The task stops when the
 //! [`Reporter`] guard is dropped.
 
+use openraft::async_runtime::watch::WatchReceiver;
 use std::future::Future;
 use std::time::Duration;
 
@@ -147,7 +148,7 @@ async fn run(
     loop {
         ticker.tick().await;
         let leads = {
-            let m = raft.metrics().borrow().clone();
+            let m = raft.metrics().borrow_watched().clone();
             m.state == ServerState::Leader && m.current_leader == Some(s.node_id)
         };
         if !leads {

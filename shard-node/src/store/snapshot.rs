@@ -12,7 +12,9 @@
 
 use std::sync::Arc;
 
-use openraft::{RaftSnapshotBuilder, StorageError};
+use std::io;
+
+use openraft::{LogIdOptionExt, RaftSnapshotBuilder};
 use redb::{Database, ReadableDatabase, ReadableTable};
 use serde::{Deserialize, Serialize};
 use shardline_proto::keyspace::{KeyRange, PartitionMode};
@@ -23,7 +25,7 @@ use shardline_raft::store::{check, StoreError};
 
 use super::dedup::{expiry_key, CLIENT_ID_LEN, DEDUP_KEY_LEN};
 use super::tables;
-use crate::types::{LogId, NodeId, Snapshot, SnapshotMeta, StoredMembership, TypeConfig};
+use crate::types::{LogId, Snapshot, SnapshotMeta, StoredMembership, TypeConfig};
 
 /// Version of the [`SnapshotPayload`] encoding.
 const SNAPSHOT_VERSION: u32 = 2;
@@ -63,7 +65,9 @@ impl SnapshotBuilder {
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
-    async fn build_snapshot(&mut self) -> Result<Snapshot, StorageError<NodeId>> {
+    type SnapshotData = shardline_raft::SnapshotData;
+
+    async fn build_snapshot(&mut self) -> Result<Snapshot, io::Error> {
         let (db, group_id, mode) = (self.db.clone(), self.group_id, self.mode);
         tokio::task::spawn_blocking(move || build(&db, group_id, mode))
             .await
@@ -132,7 +136,7 @@ pub(crate) fn build(
     let keys = payload.data.len();
     let snapshot =
         tables::SNAPSHOT.store_built(db, payload.last_applied, payload.last_membership, bytes)?;
-    tracing::debug!(snapshot_id = %snapshot.meta.snapshot_id, keys, "snapshot holds keys");
+    tracing::debug!(index = ?snapshot.meta.last_log_id.index(), keys, "snapshot holds keys");
     Ok(snapshot)
 }
 
@@ -209,6 +213,6 @@ pub(crate) fn install(
         tables::SNAPSHOT.put(&txn, meta, &bytes)?;
     }
     txn.commit()?;
-    tracing::info!(snapshot_id = %meta.snapshot_id, keys = payload.data.len(), "installed snapshot");
+    tracing::info!(index = ?meta.last_log_id.index(), keys = payload.data.len(), "installed snapshot");
     Ok(())
 }

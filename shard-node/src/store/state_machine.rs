@@ -5,11 +5,12 @@
 //! batching is what turns the per-commit cost into throughput. Snapshots are
 //! in [`super::snapshot`].
 
-use std::io::Cursor;
+use std::io;
 use std::sync::Arc;
 
-use openraft::storage::RaftStateMachine;
-use openraft::{EntryPayload, OptionalSend, StorageError};
+use futures::{Stream, TryStreamExt};
+use openraft::storage::{EntryResponder, RaftStateMachine};
+use openraft::{EntryPayload, OptionalSend};
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, Table};
 use shardline_proto::keyspace::PartitionMode;
 
@@ -21,7 +22,7 @@ use super::dedup::{DedupTables, Verdict};
 use super::snapshot::{self, SnapshotBuilder};
 use super::tables;
 use crate::types::{
-    Applied, BatchOp, Command, CommandResult, Entry, LogId, NodeId, Op, SessionClock, Snapshot,
+    Applied, BatchOp, Command, CommandResult, Entry, LogId, Op, SessionClock, Snapshot,
     SnapshotMeta, StoredMembership, TypeConfig,
 };
 
@@ -37,6 +38,20 @@ pub struct StateMachineStore {
 impl StateMachineStore {
     pub(crate) fn new(db: Arc<Database>, group_id: u64, mode: PartitionMode) -> Self {
         StateMachineStore { db, group_id, mode }
+    }
+
+    /// Applies `entries` in one transaction on the blocking pool and returns
+    /// one result per entry (what openraft's `apply` answers responders with).
+    pub(crate) async fn apply_batch(
+        &self,
+        entries: Vec<Entry>,
+    ) -> Result<Vec<Vec<Applied>>, StoreError> {
+        if entries.is_empty() {
+            return Ok(Vec::new());
+        }
+        let db = self.db.clone();
+        let mode = self.mode;
+        blocking::run(move || apply_entries(&db, mode, entries)).await
     }
 
     /// The redb file, for tests that inspect tables directly.
@@ -222,11 +237,10 @@ fn apply_op(
 }
 
 impl RaftStateMachine<TypeConfig> for StateMachineStore {
+    type SnapshotData = shardline_raft::SnapshotData;
     type SnapshotBuilder = SnapshotBuilder;
 
-    async fn applied_state(
-        &mut self,
-    ) -> Result<(Option<LogId>, StoredMembership), StorageError<NodeId>> {
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), io::Error> {
         let read = || {
             let txn = self.db.begin_read()?;
             let meta = txn.open_table(tables::SM_META)?;
@@ -235,40 +249,40 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         read().map_err(StoreError::read_sm)
     }
 
-    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Vec<Applied>>, StorageError<NodeId>>
+    /// Applies every entry the stream yields in one transaction, then answers
+    /// each entry's responder (if any) with its results.
+    async fn apply<Strm>(&mut self, entries: Strm) -> Result<(), io::Error>
     where
-        I: IntoIterator<Item = Entry> + OptionalSend,
-        I::IntoIter: OptionalSend,
+        Strm: Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>> + Unpin + OptionalSend,
     {
-        let entries: Vec<Entry> = entries.into_iter().collect();
-        if entries.is_empty() {
-            return Ok(Vec::new());
+        let batch: Vec<EntryResponder<TypeConfig>> = entries.try_collect().await?;
+        if batch.is_empty() {
+            return Ok(());
         }
-        let count = entries.len();
-        let db = self.db.clone();
-        let mode = self.mode;
-        let results = blocking::run(move || apply_entries(&db, mode, entries))
+        let count = batch.len();
+        let (entries, responders): (Vec<Entry>, Vec<_>) = batch.into_iter().unzip();
+        let results = self
+            .apply_batch(entries)
             .await
             .map_err(StoreError::write_sm)?;
+        for (responder, result) in responders.into_iter().zip(results) {
+            if let Some(responder) = responder {
+                responder.send(result);
+            }
+        }
         tracing::trace!(count, "applied entries");
-        Ok(results)
+        Ok(())
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
         SnapshotBuilder::new(self.db.clone(), self.group_id, self.mode)
     }
 
-    async fn begin_receiving_snapshot(
-        &mut self,
-    ) -> Result<Box<Cursor<Vec<u8>>>, StorageError<NodeId>> {
-        Ok(Box::new(Cursor::new(Vec::new())))
-    }
-
     async fn install_snapshot(
         &mut self,
         meta: &SnapshotMeta,
-        snapshot: Box<Cursor<Vec<u8>>>,
-    ) -> Result<(), StorageError<NodeId>> {
+        snapshot: shardline_raft::SnapshotData,
+    ) -> Result<(), io::Error> {
         let db = self.db.clone();
         let (group_id, mode, meta) = (self.group_id, self.mode, meta.clone());
         let bytes = snapshot.into_inner();
@@ -279,7 +293,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             .map_err(StoreError::write_snapshot)
     }
 
-    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, StorageError<NodeId>> {
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, io::Error> {
         tables::SNAPSHOT
             .current(&self.db)
             .map_err(StoreError::read_snapshot)

@@ -1,13 +1,13 @@
-//! Runs openraft's storage conformance suite (`openraft::testing::Suite`)
+//! Runs openraft's storage conformance suite (`openraft::testing::log::Suite`)
 //! against the redb store, each case on a fresh file in a temp directory.
 
-use openraft::testing::{StoreBuilder, Suite};
-use openraft::{StorageError, StorageIOError};
+use openraft::testing::log::{StoreBuilder, Suite};
+use openraft::{ErrorSubject, ErrorVerb, StorageError};
 use shardline_proto::keyspace::PartitionMode;
 use tempfile::TempDir;
 
 use super::{open, LogStore, StateMachineStore};
-use crate::types::{NodeId, TypeConfig};
+use crate::types::TypeConfig;
 
 /// Builds a fresh store; the [`TempDir`] guard removes it after the case.
 struct RedbStoreBuilder {
@@ -15,26 +15,31 @@ struct RedbStoreBuilder {
 }
 
 impl StoreBuilder<TypeConfig, LogStore, StateMachineStore, TempDir> for RedbStoreBuilder {
-    async fn build(&self) -> Result<(TempDir, LogStore, StateMachineStore), StorageError<NodeId>> {
-        let dir = tempfile::tempdir().map_err(|e| StorageIOError::write(&e))?;
+    async fn build(
+        &self,
+    ) -> Result<(TempDir, LogStore, StateMachineStore), StorageError<TypeConfig>> {
+        let failed = |e| StorageError::from_io_error(ErrorSubject::Store, ErrorVerb::Write, e);
+        let dir = tempfile::tempdir().map_err(failed)?;
         let opened =
-            open(&dir.path().join("shard.redb"), 7, self.mode).map_err(|e| e.write_sm())?;
+            open(&dir.path().join("shard.redb"), 7, self.mode).map_err(|e| failed(e.write_sm()))?;
         Ok((dir, opened.log, opened.sm))
     }
 }
 
-#[test]
-fn openraft_suite_hash_mode() -> anyhow::Result<()> {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openraft_suite_hash_mode() -> anyhow::Result<()> {
     Suite::test_all(RedbStoreBuilder {
         mode: PartitionMode::Hash,
-    })?;
+    })
+    .await?;
     Ok(())
 }
 
-#[test]
-fn openraft_suite_range_mode() -> anyhow::Result<()> {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openraft_suite_range_mode() -> anyhow::Result<()> {
     Suite::test_all(RedbStoreBuilder {
         mode: PartitionMode::Range,
-    })?;
+    })
+    .await?;
     Ok(())
 }

@@ -6,17 +6,22 @@ use std::io::Cursor;
 use std::path::Path;
 
 use openraft::storage::{RaftLogReader, RaftLogStorage, RaftLogStorageExt, RaftStateMachine};
-use openraft::testing::{log_id, membership_ent};
+use openraft::testing::membership_ent;
 use openraft::{EntryPayload, RaftSnapshotBuilder, StorageHelper};
 use shardline_proto::keyspace::{KeyRange, PartitionMode};
 use tempfile::TempDir;
 
 use super::{open, OpenedStore, StoreError};
 use crate::types::{
-    Applied, BatchOp, Command, CommandResult, Entry, Op, Proposal, Session, SessionClock, Vote,
+    Applied, BatchOp, Command, CommandResult, Entry, LogId, Op, Proposal, Session, SessionClock,
+    TypeConfig, Vote,
 };
 
 const GROUP: u64 = 3;
+
+fn log_id(term: u64, node_id: u64, index: u64) -> LogId {
+    openraft::testing::log_id::<TypeConfig>(term, node_id, index)
+}
 
 fn fresh(mode: PartitionMode) -> (TempDir, OpenedStore) {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -87,7 +92,7 @@ async fn apply_indexed(
         .map(|(i, c)| entry(first + i as u64, c));
     let answers = store
         .sm
-        .apply(entries.collect::<Vec<_>>())
+        .apply_batch(entries.collect::<Vec<_>>())
         .await
         .expect("apply");
     // Each entry here holds one command, so it has exactly one answer.
@@ -193,7 +198,7 @@ async fn batch_applies_all_ops_in_order() {
 
 #[tokio::test]
 async fn a_proposal_applies_its_commands_in_order_and_answers_each() {
-    let (_dir, mut s) = fresh(PartitionMode::Range);
+    let (_dir, s) = fresh(PartitionMode::Range);
     let proposal = crate::types::Proposal {
         clock: SessionClock::NONE,
         commands: vec![
@@ -214,10 +219,10 @@ async fn a_proposal_applies_its_commands_in_order_and_answers_each() {
         ],
     };
     let e = Entry {
-        log_id: openraft::LogId::new(openraft::CommittedLeaderId::new(1, 1), 3),
+        log_id: log_id(1, 1, 3),
         payload: EntryPayload::Normal(proposal),
     };
-    let answers = s.sm.apply(vec![e]).await.expect("apply");
+    let answers = s.sm.apply_batch(vec![e]).await.expect("apply");
     assert_eq!(answers.len(), 1);
     let results: Vec<CommandResult> = answers[0].iter().map(|a| a.result.clone()).collect();
     assert_eq!(
@@ -383,7 +388,7 @@ async fn snapshot_installed_into_a_fresh_store_reproduces_data_and_sessions() {
     apply(&mut a, 1, cmds).await;
     let members =
         membership_ent::<crate::types::TypeConfig>(1, 1, 53, vec![BTreeSet::from([1, 2, 3])]);
-    a.sm.apply(vec![members]).await.unwrap();
+    a.sm.apply_batch(vec![members]).await.unwrap();
 
     let snap =
         a.sm.get_snapshot_builder()
@@ -398,9 +403,9 @@ async fn snapshot_installed_into_a_fresh_store_reproduces_data_and_sessions() {
             .build_snapshot()
             .await
             .unwrap();
-    assert_ne!(
-        snap.meta.snapshot_id, again.meta.snapshot_id,
-        "snapshot ids are unique"
+    assert_eq!(
+        snap.meta, again.meta,
+        "a snapshot of unchanged state has the same meta"
     );
 
     let (_dir_b, mut b_store) = fresh(PartitionMode::Hash);
@@ -474,7 +479,7 @@ async fn install_rejects_other_groups_and_corrupted_bytes_without_touching_state
     let mut other = open(&db_path(&dir), GROUP + 1, PartitionMode::Hash).unwrap();
     other
         .sm
-        .apply(vec![entry(1, plain(put("mine", "1")))])
+        .apply_batch(vec![entry(1, plain(put("mine", "1")))])
         .await
         .unwrap();
     let err = other
@@ -484,7 +489,7 @@ async fn install_rejects_other_groups_and_corrupted_bytes_without_touching_state
         .unwrap_err();
     assert!(err.to_string().contains("group_id"), "{err}");
 
-    let garbage = Box::new(Cursor::new(vec![0xff; 7]));
+    let garbage = Cursor::new(vec![0xff; 7]);
     assert!(other
         .sm
         .install_snapshot(&snap.meta, garbage)
@@ -506,7 +511,7 @@ async fn reopen_keeps_log_vote_data_and_snapshot() {
             .collect();
         s.log.blocking_append(entries.clone()).await.unwrap();
         s.log.save_vote(&vote).await.unwrap();
-        s.sm.apply(entries[..2].to_vec()).await.unwrap();
+        s.sm.apply_batch(entries[..2].to_vec()).await.unwrap();
         let snap =
             s.sm.get_snapshot_builder()
                 .await
@@ -646,7 +651,7 @@ async fn apply_at(
             },
         }),
     };
-    let mut answers = store.sm.apply(vec![e]).await.expect("apply");
+    let mut answers = store.sm.apply_batch(vec![e]).await.expect("apply");
     answers.remove(0)
 }
 
