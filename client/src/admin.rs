@@ -165,6 +165,22 @@ impl AdminClient {
         Ok(resp.members)
     }
 
+    /// Asks the leader to hand leadership to voter `node_id`; returns the
+    /// term the target leads in.
+    pub async fn transfer_leader(&self, node_id: u64) -> Result<u64, ClientError> {
+        let req = pb::TransferLeaderRequest { node_id };
+        let resp = self
+            .router
+            .call("transfer_leader", true, |ch, timeout| async move {
+                pool::admin_stub(ch)
+                    .transfer_leader(timed(req, timeout))
+                    .await
+                    .map(tonic::Response::into_inner)
+            })
+            .await?;
+        Ok(resp.term)
+    }
+
     /// Asks the leader to snapshot and purge its log; returns the snapshot
     /// index.
     pub async fn compact(&self) -> Result<u64, ClientError> {

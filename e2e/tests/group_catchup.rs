@@ -36,7 +36,11 @@ async fn follower_kept_down_past_compaction_catches_up_by_snapshot() -> Result<(
     write_range(&client, 200, 600).await?;
     // Compact every running member so the follower's next entry is gone.
     for m in group.members.iter().filter(|m| m.is_running()) {
-        let admin = AdminClient::connect(vec![m.addr.clone()], quick_options()).await?;
+        // Building a snapshot takes longer than a status poll.
+        let opts = quick_options()
+            .with_total_timeout(Duration::from_secs(10))
+            .with_call_timeout(Duration::from_secs(5));
+        let admin = AdminClient::connect(vec![m.addr.clone()], opts).await?;
         let idx = admin.compact().await?;
         ensure!(
             idx > before,

@@ -21,8 +21,14 @@ use crate::{Raft, RaftTypes};
 
 /// How long Compact waits for the snapshot to be built.
 const COMPACT_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long Compact waits for the purge that follows the snapshot.
-const PURGE_WAIT: Duration = Duration::from_secs(10);
+/// How long Compact waits for the purge that follows the snapshot. A leader
+/// purges only between replication rounds of every follower (with one down,
+/// after its next failed attempt), so this is short and the answer says how
+/// far the purge got; `Status` shows the rest.
+const PURGE_WAIT: Duration = Duration::from_secs(1);
+/// How long TransferLeader waits for the target to take over. The target
+/// first flushes the leader's log, then wins one election round.
+const TRANSFER_WAIT: Duration = Duration::from_secs(5);
 
 /// The service-specific fields of `Admin.Status`.
 pub trait StatusSource: Send + Sync + 'static {
@@ -214,6 +220,55 @@ impl<C: RaftTypes, S: StatusSource> Admin for AdminService<C, S> {
         Ok(Response::new(pb::CompactResponse {
             snapshot_index,
             purged_index,
+        }))
+    }
+
+    #[instrument(skip_all, fields(target = request.get_ref().node_id))]
+    async fn transfer_leader(
+        &self,
+        request: Request<pb::TransferLeaderRequest>,
+    ) -> Result<Response<pb::TransferLeaderResponse>, Status> {
+        let target = request.into_inner().node_id;
+        let v = self.view();
+        if !v.is_leader() {
+            return Err(ApiError::forward(v.leader_id, v.leader_addr.clone(), v.term).into());
+        }
+        if target == v.id {
+            return Ok(Response::new(pb::TransferLeaderResponse {
+                leader_id: v.id,
+                term: v.term,
+            }));
+        }
+        if !v
+            .members
+            .iter()
+            .any(|m| m.id == target && m.role != Role::Learner)
+        {
+            return Err(ApiError::InvalidArgument {
+                field: "node_id",
+                reason: format!("node {target} is not a voter of this group"),
+            }
+            .into());
+        }
+        self.raft
+            .trigger()
+            .transfer_leader(target)
+            .await
+            .map_err(|e| ApiError::Raft(e.to_string()))?;
+        let m = self
+            .raft
+            .wait(Some(TRANSFER_WAIT))
+            .metrics(|m| m.current_leader == Some(target), "the target leads")
+            .await
+            .map_err(|e| {
+                ApiError::TimedOut(format!(
+                    "leadership did not move to node {target} within {TRANSFER_WAIT:?}: {e}"
+                ))
+            })?;
+        info!(term = m.current_term, "leadership transferred");
+        Ok(Response::new(pb::TransferLeaderResponse {
+            leader_id: target,
+            term: m.current_term,
         }))
     }
 }

@@ -36,6 +36,9 @@ pub enum ApiError {
     #[error("shutting down")]
     ShuttingDown,
 
+    #[error("timed out: {0}")]
+    TimedOut(String),
+
     #[error("join via {addr} failed: {reason}")]
     Join { addr: String, reason: String },
 }
@@ -51,6 +54,7 @@ impl ApiError {
             ApiError::InvalidArgument { .. } => "invalid_argument",
             ApiError::Raft(_) => "raft",
             ApiError::ShuttingDown => "shutting_down",
+            ApiError::TimedOut(_) => "timed_out",
             ApiError::Join { .. } => "join",
         }
     }
@@ -138,6 +142,7 @@ impl From<ApiError> for Status {
             ApiError::NoLeader { term } => status::no_leader(term),
             ApiError::InvalidArgument { field, reason } => status::invalid_argument(field, reason),
             ApiError::ShuttingDown => Status::unavailable("member is shutting down"),
+            ApiError::TimedOut(what) => Status::deadline_exceeded(what),
             other => Status::internal(other.to_string()),
         }
     }

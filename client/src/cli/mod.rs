@@ -29,6 +29,7 @@ use crate::options::ClientOptions;
 pub mod bench;
 pub mod controller_cmd;
 mod kv_cmds;
+mod leader_cmd;
 pub mod output;
 pub mod placement;
 pub mod playground;
@@ -87,6 +88,9 @@ pub enum Command {
     Cas(kv_cmds::CasArgs),
     /// Show every member of the group: role, term, progress, lag.
     Status,
+    /// Hand the group's leadership to voter NODE_ID (before restarting the
+    /// member that leads).
+    TransferLeader(leader_cmd::TransferLeaderArgs),
     /// Start a local 3-member group and keep it running until Ctrl-C.
     Playground(playground::PlaygroundArgs),
     /// Generate load (YCSB style) and report throughput and latency.
@@ -154,6 +158,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Report> {
         Command::Scan(a) => kv_cmds::scan(&ctx, a).await,
         Command::Cas(a) => kv_cmds::cas(&ctx, a).await,
         Command::Status => status_cmd::status(&ctx).await,
+        Command::TransferLeader(a) => leader_cmd::transfer_leader(&ctx, a).await,
         Command::Playground(a) => playground::run(&ctx, a).await,
         Command::Bench(a) => bench::run(&ctx, a).await,
         Command::Controller(a) => controller_cmd::controller(&ctx, a).await,

@@ -14,11 +14,11 @@
 //! without a leader is not taken as the group's: the members are then asked
 //! one by one (at most once each) for an answer that names a leader.
 //!
-//! Membership changes go to the leader: first the leader address the caller
-//! knows, then each member address in turn; a `NotLeader` answer naming the
-//! leader is followed at once, at most [`MAX_LEADER_HOPS`] times. Every
-//! address is tried at most once per call, so the call is bounded; the next
-//! reconcile is the retry.
+//! Membership changes and leadership transfers go to the leader: first the
+//! leader address the caller knows, then each member address in turn; a
+//! `NotLeader` answer naming the leader is followed at once, at most
+//! [`MAX_LEADER_HOPS`] times. Every address is tried at most once per call,
+//! so the call is bounded; the next reconcile is the retry.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
@@ -54,30 +54,15 @@ fn url(address: &str) -> String {
     }
 }
 
-/// A membership change.
-enum Change<'a> {
-    Add { id: u64, address: &'a str },
-    Remove { id: u64 },
-}
-
-impl Change<'_> {
-    fn call(&self) -> &'static str {
-        match self {
-            Change::Add { .. } => "AddMember",
-            Change::Remove { .. } => "RemoveMember",
-        }
-    }
-}
-
 /// Cached channels by target key, with the endpoints they were built for.
 type ChannelCache = HashMap<String, (Vec<String>, Channel)>;
 
 /// The real controller client.
 pub struct GrpcClusterApi {
-    /// Deadline of every call but membership changes.
+    /// Deadline of every call but membership changes and leadership transfers.
     timeout: Duration,
-    /// Deadline of `AddMember` (it returns once the new member caught up)
-    /// and `RemoveMember`.
+    /// Deadline of `AddMember` (it returns once the new member caught up),
+    /// `RemoveMember` and `TransferLeader`.
     membership_timeout: Duration,
     /// One channel per target (a cluster's controller, or one shard group),
     /// reused across reconciles.
@@ -169,14 +154,19 @@ impl GrpcClusterApi {
         }
     }
 
-    /// Carries out `change` on the leader of the group at `target`.
-    async fn change(
+    /// Makes `call` (an Admin RPC made by `send`) on the leader of the group
+    /// at `target`, each attempt bounded by the membership deadline.
+    async fn on_leader<T, F, Fut>(
         &self,
         target: &Target,
         leader: Option<&str>,
-        change: Change<'_>,
-    ) -> Result<Vec<RaftMember>> {
-        let call = change.call();
+        call: &'static str,
+        send: F,
+    ) -> Result<T>
+    where
+        F: Fn(AdminClient<Channel>) -> Fut,
+        Fut: Future<Output = std::result::Result<tonic::Response<T>, tonic::Status>>,
+    {
         let mut queue: VecDeque<String> = leader
             .map(url)
             .into_iter()
@@ -189,26 +179,9 @@ impl GrpcClusterApi {
             if !tried.insert(endpoint.clone()) {
                 continue;
             }
-            let mut client = AdminClient::new(self.member_channel(target, &endpoint)?);
-            let answer = match &change {
-                Change::Add { id, address } => {
-                    let request = pb::AddMemberRequest {
-                        node_id: *id,
-                        address: address.to_string(),
-                    };
-                    tokio::time::timeout(self.membership_timeout, client.add_member(request)).await
-                }
-                Change::Remove { id } => {
-                    let request = pb::RemoveMemberRequest { node_id: *id };
-                    tokio::time::timeout(self.membership_timeout, client.remove_member(request))
-                        .await
-                }
-            };
-            let status = match answer {
-                Ok(Ok(resp)) => {
-                    let members = resp.into_inner().members;
-                    return Ok(members.into_iter().map(RaftMember::from).collect());
-                }
+            let client = AdminClient::new(self.member_channel(target, &endpoint)?);
+            let status = match tokio::time::timeout(self.membership_timeout, send(client)).await {
+                Ok(Ok(resp)) => return Ok(resp.into_inner()),
                 Ok(Err(status)) => status,
                 // The change may still be under way on the leader; trying
                 // another member would not help. The next reconcile looks.
@@ -383,8 +356,20 @@ impl ClusterApi for GrpcClusterApi {
         id: u64,
         address: &'a str,
     ) -> BoxFuture<'a, Result<Vec<RaftMember>>> {
-        self.change(target, leader, Change::Add { id, address })
-            .boxed()
+        async move {
+            let request = pb::AddMemberRequest {
+                node_id: id,
+                address: address.to_string(),
+            };
+            let resp = self
+                .on_leader(target, leader, "AddMember", |mut c| {
+                    let request = request.clone();
+                    async move { c.add_member(request).await }
+                })
+                .await?;
+            Ok(resp.members.into_iter().map(RaftMember::from).collect())
+        }
+        .boxed()
     }
 
     fn remove_member<'a>(
@@ -393,7 +378,34 @@ impl ClusterApi for GrpcClusterApi {
         leader: Option<&'a str>,
         id: u64,
     ) -> BoxFuture<'a, Result<Vec<RaftMember>>> {
-        self.change(target, leader, Change::Remove { id }).boxed()
+        async move {
+            let request = pb::RemoveMemberRequest { node_id: id };
+            let resp = self
+                .on_leader(target, leader, "RemoveMember", |mut c| async move {
+                    c.remove_member(request).await
+                })
+                .await?;
+            Ok(resp.members.into_iter().map(RaftMember::from).collect())
+        }
+        .boxed()
+    }
+
+    fn transfer_leader<'a>(
+        &'a self,
+        target: &'a Target,
+        leader: Option<&'a str>,
+        id: u64,
+    ) -> BoxFuture<'a, Result<u64>> {
+        async move {
+            let request = pb::TransferLeaderRequest { node_id: id };
+            let resp = self
+                .on_leader(target, leader, "TransferLeader", |mut c| async move {
+                    c.transfer_leader(request).await
+                })
+                .await?;
+            Ok(resp.term)
+        }
+        .boxed()
     }
 
     /// Drops the cluster's controller channel and its groups' channels

@@ -229,6 +229,15 @@ pub trait ClusterApi: Send + Sync + 'static {
         id: u64,
     ) -> BoxFuture<'a, Result<Vec<RaftMember>>>;
 
+    /// Asks the group at `target` (through its leader) to hand leadership
+    /// to voter `id`. Returns the term `id` leads in, once it does.
+    fn transfer_leader<'a>(
+        &'a self,
+        target: &'a Target,
+        leader: Option<&'a str>,
+        id: u64,
+    ) -> BoxFuture<'a, Result<u64>>;
+
     /// Drops anything cached for the cluster (it is being deleted).
     fn forget(&self, target: &Target);
 }

@@ -4,7 +4,9 @@
 //! Raft group, highest ordinal first, and only while the whole group is
 //! healthy (every member ready, none terminating), so a group never loses
 //! more than one voter to an update. When the leader is known it goes last,
-//! so the group elects a new leader once rather than once per restart.
+//! and before it restarts its leadership is handed to an updated member
+//! ([`RolloutStep::MoveLeader`]), so the group never waits out an election
+//! timeout for a planned restart.
 
 /// One pod of a Raft group.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,6 +32,15 @@ pub enum RolloutStep {
     /// Pods need updating but the group is not healthy enough to lose one.
     Wait {
         /// Pods still on an old revision.
+        outdated: usize,
+    },
+    /// The next pod to restart leads its group: first hand leadership to
+    /// the member at ordinal `to` (updated already when one is), then
+    /// restart `from` on a later step.
+    MoveLeader {
+        from: u32,
+        to: u32,
+        /// Pods still on an old revision, including `from`.
         outdated: usize,
     },
     /// Delete this pod so the StatefulSet recreates it at the new revision.
@@ -70,8 +81,24 @@ pub fn next_step(
             std::cmp::Reverse(p.ordinal),
         )
     });
+    let next = outdated[0].ordinal;
+    if Some(next) == leader_ordinal {
+        // Lowest ordinal among the others, updated ones first.
+        let to = pods
+            .iter()
+            .filter(|p| p.ordinal != next)
+            .min_by_key(|p| (p.revision.as_deref() != Some(want), p.ordinal))
+            .map(|p| p.ordinal);
+        if let Some(to) = to {
+            return RolloutStep::MoveLeader {
+                from: next,
+                to,
+                outdated: n,
+            };
+        }
+    }
     RolloutStep::Restart {
-        ordinal: outdated[0].ordinal,
+        ordinal: next,
         outdated: n,
     }
 }
@@ -151,9 +178,20 @@ mod tests {
                 outdated: 3
             }
         );
+        // The leader is the last one outdated: leadership moves first, to
+        // the lowest updated ordinal.
         let pods = [pod(0, "b"), pod(1, "b"), pod(2, "a")];
         assert_eq!(
             next_step(3, Some("b"), &pods, Some(2)),
+            RolloutStep::MoveLeader {
+                from: 2,
+                to: 0,
+                outdated: 1
+            }
+        );
+        // Once another member leads, the old leader restarts.
+        assert_eq!(
+            next_step(3, Some("b"), &pods, Some(0)),
             RolloutStep::Restart {
                 ordinal: 2,
                 outdated: 1
@@ -162,7 +200,38 @@ mod tests {
     }
 
     #[test]
+    fn leadership_moves_to_an_updated_member_when_there_is_one() {
+        // Only the leader (pod 0) and pod 1 are outdated after pod 2 was
+        // updated; pod 1 goes first, then leadership moves to pod 2.
+        let pods = [pod(0, "a"), pod(1, "a"), pod(2, "b")];
+        assert_eq!(
+            next_step(3, Some("b"), &pods, Some(0)),
+            RolloutStep::Restart {
+                ordinal: 1,
+                outdated: 2
+            }
+        );
+        let pods = [pod(0, "a"), pod(1, "b"), pod(2, "b")];
+        assert_eq!(
+            next_step(3, Some("b"), &pods, Some(0)),
+            RolloutStep::MoveLeader {
+                from: 0,
+                to: 1,
+                outdated: 1
+            }
+        );
+    }
+
+    #[test]
     fn single_replica_restarts_when_ready() {
+        // Nobody to hand leadership to.
+        assert_eq!(
+            next_step(1, Some("b"), &[pod(0, "a")], Some(0)),
+            RolloutStep::Restart {
+                ordinal: 0,
+                outdated: 1
+            }
+        );
         assert_eq!(
             next_step(1, Some("b"), &[pod(0, "a")], None),
             RolloutStep::Restart {

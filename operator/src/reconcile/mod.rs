@@ -324,6 +324,7 @@ pub async fn apply_cluster(cluster: Arc<ShardedCluster>, ctx: Arc<Context>) -> R
         &ctx,
         &cx,
         &oref,
+        &target,
         &observed,
         (controller_stable, stable.as_slice()),
         view.as_ref(),
@@ -387,10 +388,12 @@ pub async fn apply_cluster(cluster: Arc<ShardedCluster>, ctx: Arc<Context>) -> R
 /// Takes at most one rollout step per Raft group (the controller when
 /// `with_controller`, and `serving` groups); returns the groups still
 /// rolling.
+#[allow(clippy::too_many_arguments)]
 async fn roll(
     ctx: &Context,
     cx: &BuildCtx,
     oref: &k8s_openapi::api::core::v1::ObjectReference,
+    controller_target: &Target,
     observed: &observe::Observed,
     (with_controller, serving): (bool, &[u64]),
     view: Option<&ClusterView>,
@@ -418,19 +421,81 @@ async fn roll(
         ) {
             RolloutStep::UpToDate => {}
             RolloutStep::Wait { .. } => rolling.push(object),
-            RolloutStep::Restart { ordinal, outdated } => {
-                let pod = apply::pod_name(cx, member, ordinal);
-                info!(%pod, outdated, "rolling restart");
-                apply::restart_pod(&ctx.client, &cx.namespace, &pod).await?;
-                let note = format!(
-                    "restarted {pod} to update it ({outdated} of {replicas} pods outdated)"
+            RolloutStep::MoveLeader { from, to, outdated } => {
+                let (target, leader_addr) = match member {
+                    Member::Controller => (
+                        controller_target.clone(),
+                        view.and_then(|v| v.leader_address().map(str::to_string)),
+                    ),
+                    Member::Group(g) => (
+                        observe::group_target(
+                            &controller_target.key,
+                            &cx.name,
+                            &cx.namespace,
+                            g,
+                            replicas,
+                        ),
+                        leaders.get(&g).map(|l| l.address.clone()),
+                    ),
+                };
+                let (old, new) = (
+                    apply::pod_name(cx, member, from),
+                    apply::pod_name(cx, member, to),
                 );
-                events::normal(&ctx.recorder, oref, "RollingRestart", "Roll", note).await;
+                info!(%object, %old, %new, "moving leadership before a restart");
+                match ctx
+                    .cluster_api
+                    .transfer_leader(&target, leader_addr.as_deref(), u64::from(to) + 1)
+                    .await
+                {
+                    Ok(term) => {
+                        let note = format!(
+                            "moved {object}'s leadership from {old} to {new} (term {term}) \
+                             before restarting {old}"
+                        );
+                        events::normal(&ctx.recorder, oref, "LeaderMoved", "Roll", note).await;
+                    }
+                    Err(e) => {
+                        // Restart anyway: the group elects a new leader as it
+                        // would after any failure of the leader.
+                        warn!(%object, %old, error = %e, "moving leadership failed");
+                        let note = format!(
+                            "moving {object}'s leadership off {old} failed ({e}); restarting \
+                             it anyway, the group elects a new leader"
+                        );
+                        events::warning(&ctx.recorder, oref, "LeaderMoveFailed", "Roll", note)
+                            .await;
+                        restart(ctx, cx, oref, member, from, outdated, replicas).await?;
+                    }
+                }
+                rolling.push(object);
+            }
+            RolloutStep::Restart { ordinal, outdated } => {
+                restart(ctx, cx, oref, member, ordinal, outdated, replicas).await?;
                 rolling.push(object);
             }
         }
     }
     Ok(rolling)
+}
+
+/// Deletes pod `ordinal` of `member` so its StatefulSet recreates it at the
+/// new revision, and records it.
+async fn restart(
+    ctx: &Context,
+    cx: &BuildCtx,
+    oref: &k8s_openapi::api::core::v1::ObjectReference,
+    member: Member,
+    ordinal: u32,
+    outdated: usize,
+    replicas: i32,
+) -> Result<()> {
+    let pod = apply::pod_name(cx, member, ordinal);
+    info!(%pod, outdated, "rolling restart");
+    apply::restart_pod(&ctx.client, &cx.namespace, &pod).await?;
+    let note = format!("restarted {pod} to update it ({outdated} of {replicas} pods outdated)");
+    events::normal(&ctx.recorder, oref, "RollingRestart", "Roll", note).await;
+    Ok(())
 }
 
 /// Runs before the ShardedCluster goes: owned objects are garbage-collected

@@ -336,6 +336,12 @@ async fn rolling_update_restarts_one_pod_at_a_time_highest_first() {
     let calls = h.reconcile().await;
     assert_eq!(deletes(&calls), vec!["/api/v1/namespaces/ns/pods/kv-g1-1"]);
     h.api.set_ready("kv-g1");
+    // kv-g1-0 leads (node 1): its leadership moves to the lowest updated
+    // member (node 2) first, and it restarts on the next step.
+    let calls = h.reconcile().await;
+    assert!(deletes(&calls).is_empty());
+    assert_eq!(h.controller.calls().last().unwrap(), "TransferLeader 1/2");
+    assert!(event_reasons(&calls).contains(&"LeaderMoved".to_string()));
     let calls = h.reconcile().await;
     assert_eq!(deletes(&calls), vec!["/api/v1/namespaces/ns/pods/kv-g1-0"]);
     h.api.set_ready("kv-g1");
@@ -429,19 +435,48 @@ async fn rolling_update_restarts_the_group_leader_last() {
     );
     h.api.set_update_revision("kv-g1", "rev2");
     let mut order = Vec::new();
-    for _ in 0..3 {
+    for _ in 0..4 {
         let calls = h.reconcile().await;
         order.extend(deletes(&calls));
+        if let Some(c) = h
+            .controller
+            .calls()
+            .last()
+            .filter(|c| c.starts_with("Transfer"))
+        {
+            order.push(c.clone());
+        }
         h.api.set_ready("kv-g1");
     }
+    order.dedup();
     assert_eq!(
         order,
         [
             "/api/v1/namespaces/ns/pods/kv-g1-1",
             "/api/v1/namespaces/ns/pods/kv-g1-0",
+            "TransferLeader 1/1",
             "/api/v1/namespaces/ns/pods/kv-g1-2",
         ]
     );
+    let st = h.api.cluster().status.unwrap();
+    assert_eq!(st.groups[0].leader_id, Some(1));
+}
+
+#[tokio::test]
+async fn a_leader_that_cannot_hand_over_is_restarted_anyway_with_a_warning() {
+    let h = Harness::new(cluster(1, true));
+    h.bring_up().await;
+    h.controller.set_group_leader(1, 3);
+    h.api.set_update_revision("kv-g1", "rev2");
+    for _ in 0..2 {
+        h.reconcile().await;
+        h.api.set_ready("kv-g1");
+    }
+    h.controller.refuse_changes(1, true);
+    let calls = h.reconcile().await;
+    assert_eq!(h.controller.calls().last().unwrap(), "TransferLeader 1/1");
+    assert!(event_reasons(&calls).contains(&"LeaderMoveFailed".to_string()));
+    assert_eq!(deletes(&calls), vec!["/api/v1/namespaces/ns/pods/kv-g1-2"]);
 }
 
 #[tokio::test]
