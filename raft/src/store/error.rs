@@ -65,6 +65,19 @@ pub enum StoreError {
     #[error("malformed key of {len} bytes in table {table}")]
     MalformedKey { table: &'static str, len: usize },
 
+    /// A write to the log failed: in its own batch, or in an earlier one, after
+    /// which the log writer refuses every write (a later write could leave a
+    /// hole in the log).
+    #[error("log write failed: {0}")]
+    LogWrite(#[source] std::sync::Arc<StoreError>),
+
+    /// The log writer thread is gone (it panicked), so nothing can be written.
+    #[error("the log writer thread has stopped")]
+    WriterStopped,
+
+    #[error("cannot start the log writer thread: {0}")]
+    SpawnWriter(#[source] std::io::Error),
+
     /// A background blocking task that ran a redb transaction panicked or was cancelled.
     #[error("storage task failed: {0}")]
     Task(#[from] tokio::task::JoinError),

@@ -2,33 +2,38 @@
 //! file, named by [`LogTables`] so the state machine's tables can live in the
 //! same file.
 //!
-//! Every write that openraft relies on for safety (appended entries, the
-//! vote, truncation, purge) is committed with `Durability::Immediate`, and the
-//! append callback fires only after that commit returned, so an acknowledged
-//! entry survives `kill -9`. Write transactions run on tokio's blocking pool:
-//! an fsync, or waiting for redb's single writer lock, must not stall the
-//! async workers that serve gRPC.
+//! `append` returns as soon as the entries are readable (in the
+//! [`Overlay`]) and queued for the member's [`LogWriter`]; the append
+//! callback fires only after the writer's transaction holding them committed
+//! with `Durability::Immediate`, so an acknowledged entry survives `kill -9`.
+//! openraft 0.10 calls `append` from its core task and replicates as soon as
+//! it returns, so the leader's fsync overlaps the followers' instead of
+//! preceding them. Truncation, purge and the vote go through the same
+//! writer, in order after every earlier append, and are awaited (the vote is
+//! durable when `save_vote` returns). Reads combine redb with the overlay.
 
+use std::collections::BTreeMap;
 use std::fmt::Debug;
+use std::io;
 use std::marker::PhantomData;
 use std::ops::{Bound, RangeBounds};
-use std::sync::{Arc, Mutex};
-
-use std::io;
+use std::sync::Arc;
 
 use openraft::storage::{IOFlushed, LogState, RaftLogReader, RaftLogStorage};
 use openraft::OptionalSend;
-use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 use super::codec::{decode, encode};
 use super::error::StoreError;
-use super::records::{get_record, put_record, MetaTable};
-use crate::{LogId, RaftTypes, Vote};
+use super::log_overlay::{EntryBytes, Overlay};
+use super::log_writer::{lock_slot, CommittedSlot, Done, LogWriter, Op};
+use super::records::{get_record, MetaTable};
+use crate::{LogId, LogTypes, Vote};
 
 /// Record names in the log metadata table.
-const VOTE: &str = "vote";
-const COMMITTED: &str = "committed";
-const LAST_PURGED: &str = "last_purged";
+pub(super) const VOTE: &str = "vote";
+pub(super) const COMMITTED: &str = "committed";
+pub(super) const LAST_PURGED: &str = "last_purged";
 
 /// The two tables of a log: entries by index, and the vote, committed and
 /// last purged log ids.
@@ -52,16 +57,21 @@ impl LogTables {
     }
 }
 
-/// The Raft log of one member. Cloning shares the database and the pending
-/// committed id (the clone is also the log reader openraft hands to
-/// replication tasks).
+/// The Raft log of one member. Cloning shares the database, the overlay, the
+/// pending committed id and the writer (the clone is also the log reader
+/// openraft hands to replication tasks); the writer stops when the last
+/// clone is dropped.
 pub struct LogStore<C> {
     db: Arc<Database>,
     tables: LogTables,
-    /// The newest committed id from `save_committed`, not yet written: it
-    /// rides along with the next durable log write instead of costing a
-    /// write transaction of its own.
-    committed: Arc<Mutex<Option<LogId>>>,
+    /// Entries appended but not yet durable, and truncations in flight.
+    overlay: Arc<Overlay>,
+    /// The newest committed id from `save_committed`, not yet written: the
+    /// writer's next batch carries it.
+    committed: CommittedSlot,
+    /// The writer thread; dropping the last handle flushes the queue and
+    /// waits for the thread.
+    writer: Arc<LogWriter>,
     _types: PhantomData<fn() -> C>,
 }
 
@@ -70,53 +80,86 @@ impl<C> Clone for LogStore<C> {
         LogStore {
             db: self.db.clone(),
             tables: self.tables,
+            overlay: self.overlay.clone(),
             committed: self.committed.clone(),
+            writer: self.writer.clone(),
             _types: PhantomData,
         }
     }
 }
 
-impl<C: RaftTypes> LogStore<C> {
-    /// The log in `tables` of `db`, creating the tables if missing.
+impl<C: LogTypes> LogStore<C> {
+    /// The log in `tables` of `db`, creating the tables if missing, and its
+    /// writer thread.
     pub fn open(db: Arc<Database>, tables: LogTables) -> Result<Self, StoreError> {
         let txn = db.begin_write()?;
         txn.open_table(tables.log)?;
         txn.open_table(tables.meta)?;
         txn.commit()?;
+        let overlay = Arc::new(Overlay::new());
+        let committed = CommittedSlot::default();
+        let writer = LogWriter::spawn(db.clone(), tables, overlay.clone(), committed.clone())?;
         Ok(LogStore {
             db,
             tables,
-            committed: Arc::default(),
+            overlay,
+            committed,
+            writer: Arc::new(writer),
             _types: PhantomData,
         })
     }
 
-    /// Runs `f` in one durable write transaction ([`super::blocking::run`]); `f`
-    /// gets the log's table definitions. The pending committed id, if any, is
-    /// written in the same transaction.
-    async fn write<F>(&self, f: F) -> Result<(), StoreError>
-    where
-        F: FnOnce(&redb::WriteTransaction, LogTables) -> Result<(), StoreError> + Send + 'static,
-    {
-        let (db, tables, pending) = (self.db.clone(), self.tables, self.committed.clone());
-        super::blocking::run(move || {
-            let mut txn = db.begin_write()?;
-            txn.set_durability(Durability::Immediate)?;
-            f(&txn, tables)?;
-            let committed = *lock(&pending);
-            if let Some(id) = committed {
-                let mut meta = txn.open_table(tables.meta)?;
-                put_record(&mut meta, COMMITTED, &id)?;
+    /// Queues one write built by `op` and waits until the writer committed it.
+    async fn submit(&self, op: impl FnOnce(Done) -> Op) -> Result<(), StoreError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.writer.send(op(done_by(tx)))?;
+        rx.await.map_err(|_| StoreError::WriterStopped)?
+    }
+
+    /// Makes `entries` readable at once and queues them; `done` is called
+    /// once they are durable (or failed). The queue keeps its order with
+    /// every other write.
+    pub(super) fn enqueue_append(
+        &self,
+        entries: impl IntoIterator<Item = C::Entry>,
+        done: Done,
+    ) -> Result<usize, StoreError> {
+        let mut encoded: Vec<(LogId, EntryBytes)> = Vec::new();
+        for entry in entries {
+            match encode("log entry", &entry) {
+                Ok(bytes) => encoded.push((entry.log_id, bytes.into())),
+                Err(e) => {
+                    let e = Arc::new(e);
+                    done(Err(StoreError::LogWrite(e.clone())));
+                    return Err(StoreError::LogWrite(e));
+                }
             }
-            txn.commit()?;
-            // Forget it only if no newer id arrived meanwhile.
-            let mut slot = lock(&pending);
-            if *slot == committed {
-                *slot = None;
-            }
-            Ok(())
-        })
-        .await
+        }
+        let count = encoded.len();
+        self.overlay.append(&encoded, |seq| {
+            let entries = encoded
+                .iter()
+                .map(|(id, bytes)| (id.index, bytes.clone()))
+                .collect();
+            self.writer.send(Op::Append { seq, entries, done })
+        })?;
+        Ok(count)
+    }
+
+    /// Removes entries at `since` and above from what readers see at once and
+    /// queues their deletion; the receiver reports when it is durable.
+    pub(super) fn enqueue_truncate(
+        &self,
+        since: u64,
+    ) -> Result<tokio::sync::oneshot::Receiver<Result<(), StoreError>>, StoreError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.overlay.truncate(since, || {
+            self.writer.send(Op::Truncate {
+                since,
+                done: done_by(tx),
+            })
+        })?;
+        Ok(rx)
     }
 
     fn read_raft_meta<T: serde::de::DeserializeOwned>(
@@ -128,25 +171,44 @@ impl<C: RaftTypes> LogStore<C> {
         get_record(&table, key)
     }
 
+    /// Entries in `range`: committed ones (minus those being truncated) with
+    /// pending ones laid over them.
     fn entries(&self, range: (Bound<u64>, Bound<u64>)) -> Result<Vec<C::Entry>, StoreError> {
-        let txn = self.db.begin_read()?;
-        let table = txn.open_table(self.tables.log)?;
-        let mut out = Vec::new();
+        let view = self.overlay.entries(&self.db, range)?;
+        let table = view.txn.open_table(self.tables.log)?;
+        let mut merged = BTreeMap::new();
         for item in table.range::<u64>(range)? {
-            let (_, value) = item?;
-            out.push(decode::<C::Entry>("log entry", value.value())?);
+            let (key, value) = item?;
+            let index = key.value();
+            if view.hidden_from.is_some_and(|h| index >= h) {
+                break;
+            }
+            merged.insert(index, decode::<C::Entry>("log entry", value.value())?);
         }
-        Ok(out)
+        for (index, bytes) in view.pending {
+            merged.insert(index, decode::<C::Entry>("log entry", &bytes)?);
+        }
+        Ok(merged.into_values().collect())
     }
 
+    /// Last purged id from redb; last log id of the entry with the highest
+    /// index among committed (not being truncated) and pending entries.
     fn log_state(&self) -> Result<LogState<C>, StoreError> {
-        let txn = self.db.begin_read()?;
-        let meta = txn.open_table(self.tables.meta)?;
+        let view = self.overlay.last(&self.db)?;
+        let meta = view.txn.open_table(self.tables.meta)?;
         let last_purged: Option<LogId> = get_record(&meta, LAST_PURGED)?;
-        let log = txn.open_table(self.tables.log)?;
-        let last = match log.last()? {
+        let log = view.txn.open_table(self.tables.log)?;
+        let last_durable = match view.hidden_from {
+            Some(h) => log.range::<u64>(..h)?.next_back().transpose()?,
+            None => log.last()?,
+        };
+        let last_durable = match last_durable {
             Some((_, value)) => Some(decode::<C::Entry>("log entry", value.value())?.log_id),
             None => None,
+        };
+        let last = match (last_durable, view.pending) {
+            (Some(d), Some(p)) if d.index > p.index => Some(d),
+            (d, p) => p.or(d),
         };
         Ok(LogState {
             last_purged_log_id: last_purged,
@@ -155,7 +217,15 @@ impl<C: RaftTypes> LogStore<C> {
     }
 }
 
-impl<C: RaftTypes> RaftLogReader<C> for LogStore<C> {
+/// A [`Done`] that sends the outcome to `tx` (a dropped receiver is fine:
+/// the caller stopped waiting).
+fn done_by(tx: tokio::sync::oneshot::Sender<Result<(), StoreError>>) -> Done {
+    Box::new(move |result| {
+        let _ = tx.send(result);
+    })
+}
+
+impl<C: LogTypes> RaftLogReader<C> for LogStore<C> {
     async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
         &mut self,
         range: RB,
@@ -164,12 +234,13 @@ impl<C: RaftTypes> RaftLogReader<C> for LogStore<C> {
         self.entries(bounds).map_err(StoreError::read_logs)
     }
 
+    /// The vote is durable before `save_vote` returns, so redb holds it.
     async fn read_vote(&mut self) -> Result<Option<Vote>, io::Error> {
         self.read_raft_meta(VOTE).map_err(StoreError::read_vote)
     }
 }
 
-impl<C: RaftTypes> RaftLogStorage<C> for LogStore<C> {
+impl<C: LogTypes> RaftLogStorage<C> for LogStore<C> {
     type LogReader = LogStore<C>;
 
     async fn get_log_state(&mut self) -> Result<LogState<C>, io::Error> {
@@ -180,26 +251,23 @@ impl<C: RaftTypes> RaftLogStorage<C> for LogStore<C> {
         self.clone()
     }
 
+    /// Durable before it returns, and after every write queued before it.
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), io::Error> {
         let vote = *vote;
-        self.write(move |txn, t| {
-            let mut meta = txn.open_table(t.meta)?;
-            put_record(&mut meta, VOTE, &vote)
-        })
-        .await
-        .map_err(StoreError::write_vote)
+        self.submit(|done| Op::Vote { vote, done })
+            .await
+            .map_err(StoreError::write_vote)
     }
 
     /// Records the committed log id so a restart re-applies `(last_applied,
-    /// committed]` from the log. It is kept in memory and written with the
-    /// next durable log write (append, vote, truncation, purge): a write
-    /// transaction per commit cost as much as the append itself, and losing
-    /// the newest value only means a restarted node re-applies less at
-    /// startup and learns the rest from the leader. What is on disk is never
-    /// ahead of the log: entries are committed only once appended.
+    /// committed]` from the log. It is kept in memory and written by the
+    /// writer's next batch once the log on disk holds its entry: a write
+    /// transaction per commit cost as much as an append, and losing the
+    /// newest value only means a restarted node re-applies less at startup
+    /// and learns the rest from the leader.
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), io::Error> {
         if let Some(id) = committed {
-            let mut slot = lock(&self.committed);
+            let mut slot = lock_slot(&self.committed);
             if slot.is_none_or(|pending| pending < id) {
                 *slot = Some(id);
             }
@@ -208,79 +276,50 @@ impl<C: RaftTypes> RaftLogStorage<C> for LogStore<C> {
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, io::Error> {
-        let pending = *lock(&self.committed);
+        let pending = *lock_slot(&self.committed);
         let stored: Option<LogId> = self
             .read_raft_meta(COMMITTED)
             .map_err(StoreError::read_logs)?;
         Ok(pending.max(stored))
     }
 
+    /// Returns once the entries are readable and queued; `callback` fires
+    /// when they are durable, or with the error if the write failed.
     async fn append<I>(&mut self, entries: I, callback: IOFlushed<C>) -> Result<(), io::Error>
     where
         I: IntoIterator<Item = C::Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        let mut encoded = Vec::new();
-        for entry in entries {
-            let bytes = encode("log entry", &entry).map_err(StoreError::write_logs)?;
-            encoded.push((entry.log_id.index, bytes));
-        }
-        let count = encoded.len();
-        let result = self
-            .write(move |txn, t| {
-                let mut log = txn.open_table(t.log)?;
-                for (index, bytes) in &encoded {
-                    log.insert(*index, bytes.as_slice())?;
-                }
-                Ok(())
-            })
-            .await;
-        match result {
-            Ok(()) => {
-                tracing::trace!(count, "appended log entries");
-                callback.io_completed(Ok(()));
-                Ok(())
-            }
-            Err(e) => {
-                callback.io_completed(Err(io::Error::other(e.to_string())));
-                Err(e.write_logs())
-            }
-        }
+        let done: Done = Box::new(move |result: Result<(), StoreError>| {
+            callback.io_completed(result.map_err(|e| io::Error::other(e.to_string())));
+        });
+        let count = self
+            .enqueue_append(entries, done)
+            .map_err(StoreError::write_logs)?;
+        tracing::trace!(count, "queued log entries");
+        Ok(())
     }
 
-    /// Removes every entry after `last_log_id` (all of them for `None`).
+    /// Removes every entry after `last_log_id` (all of them for `None`):
+    /// readers stop seeing them at once; returns once the deletion is
+    /// durable.
     async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> Result<(), io::Error> {
         tracing::debug!(?last_log_id, "truncating log after");
-        let first_removed = last_log_id.map_or(0, |id| id.index + 1);
-        self.write(move |txn, t| {
-            let mut log = txn.open_table(t.log)?;
-            log.retain_in::<u64, _>(first_removed.., |_, _| false)?;
-            Ok(())
-        })
-        .await
-        .map_err(StoreError::write_logs)
+        let since = last_log_id.map_or(0, |id| id.index + 1);
+        let rx = self
+            .enqueue_truncate(since)
+            .map_err(StoreError::write_logs)?;
+        rx.await
+            .map_err(|_| StoreError::WriterStopped)
+            .and_then(|r| r)
+            .map_err(StoreError::write_logs)
     }
 
+    /// Returns once the purge is durable.
     async fn purge(&mut self, log_id: LogId) -> Result<(), io::Error> {
         tracing::debug!(%log_id, "purging log up to");
-        self.write(move |txn, t| {
-            let mut meta = txn.open_table(t.meta)?;
-            let previous: Option<LogId> = get_record(&meta, LAST_PURGED)?;
-            if previous.is_some_and(|p| p >= log_id) {
-                return Ok(());
-            }
-            put_record(&mut meta, LAST_PURGED, &log_id)?;
-            let mut log = txn.open_table(t.log)?;
-            log.retain_in::<u64, _>(..=log_id.index, |_, _| false)?;
-            Ok(())
-        })
-        .await
-        .map_err(StoreError::write_logs)
+        self.submit(|done| Op::Purge { upto: log_id, done })
+            .await
+            .map_err(StoreError::write_logs)
     }
-}
-
-/// Locks the pending committed id; a panic elsewhere cannot leave it torn (it
-/// is a plain `Copy` value), so a poisoned lock is taken as is.
-fn lock(m: &Mutex<Option<LogId>>) -> std::sync::MutexGuard<'_, Option<LogId>> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }

@@ -7,6 +7,10 @@
 //!
 //! # Layout
 //! - `log_store`: [`LogStore`], openraft's `RaftLogStorage`.
+//! - `log_writer`: the thread per log store that commits every log write in
+//!   queue order, batching queued writes into one transaction (one fsync).
+//! - `log_overlay`: entries appended but not yet durable, which readers lay
+//!   over redb.
 //! - [`blocking`]: running redb work from async code.
 //! - [`records`]: typed records in metadata tables and the identity check.
 //! - [`applied`]: the last applied log id and membership records.
@@ -16,8 +20,9 @@
 //!
 //! # Durability
 //! Log appends, truncation, purge and the vote commit with
-//! [`redb::Durability::Immediate`] (fsync before `commit` returns); the
-//! committed id rides along with the next of those writes (see
+//! [`redb::Durability::Immediate`] (fsync before `commit` returns) on the log
+//! writer thread; `append` returns before that and its callback fires after
+//! it. The committed id rides along with the next of those writes (see
 //! `save_committed` on [`LogStore`]). A state
 //! machine that applies with `Durability::None` stays crash-safe as long as
 //! its snapshot writes are `Immediate`: redb commits are totally ordered, so
@@ -31,7 +36,12 @@ pub mod error;
 pub mod records;
 pub mod snapshot_slot;
 
+mod log_overlay;
 mod log_store;
+mod log_writer;
+
+#[cfg(test)]
+mod log_store_tests;
 
 use std::path::Path;
 use std::sync::Arc;
