@@ -54,7 +54,7 @@ pub use error::{ApiError, Refusal};
 
 /// The openraft type configurations this crate's log store serves: `u64`
 /// terms and ids, [`BasicNode`] addresses, the default leader id, the
-/// standard entry and tokio.
+/// standard entry and tokio. A configuration opts in with an empty impl.
 pub trait LogTypes:
     RaftTypeConfig<
     NodeId = NodeId,
@@ -69,39 +69,11 @@ pub trait LogTypes:
 {
 }
 
-impl<T> LogTypes for T where
-    T: RaftTypeConfig<
-        NodeId = NodeId,
-        Node = BasicNode,
-        Term = u64,
-        LeaderId = LeaderId,
-        Vote = Vote,
-        Payload = EntryPayload<<T as RaftTypeConfig>::D, NodeId, BasicNode>,
-        Entry = openraft::Entry<
-            LeaderId,
-            EntryPayload<<T as RaftTypeConfig>::D, NodeId, BasicNode>,
-        >,
-        AsyncRuntime = TokioRuntime,
-    >
-{
-}
-
 /// The type configurations of this crate's services ([`LogTypes`]) together
 /// with the service's state machine (openraft 0.10's `Raft` is generic over
 /// it, and snapshot data is the state machine's type): `Cursor<Vec<u8>>`
 /// snapshots.
-pub trait RaftTypes:
-    RaftTypeConfig<
-    NodeId = NodeId,
-    Node = BasicNode,
-    Term = u64,
-    LeaderId = LeaderId,
-    Vote = Vote,
-    Payload = EntryPayload<<Self as RaftTypeConfig>::D, NodeId, BasicNode>,
-    Entry = openraft::Entry<LeaderId, EntryPayload<<Self as RaftTypeConfig>::D, NodeId, BasicNode>>,
-    AsyncRuntime = TokioRuntime,
->
-{
+pub trait RaftTypes: LogTypes {
     /// The service's state machine.
     type StateMachine: RaftStateMachine<Self, SnapshotData = SnapshotData>;
 }

@@ -21,6 +21,8 @@ openraft::declare_raft_types!(
         AsyncRuntime = shardline_raft::TokioRuntime,
 );
 
+impl shardline_raft::LogTypes for TypeConfig {}
+
 impl shardline_raft::RaftTypes for TypeConfig {
     type StateMachine = crate::store::StateMachineStore;
 }

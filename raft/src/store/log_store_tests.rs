@@ -29,6 +29,8 @@ openraft::declare_raft_types!(
         AsyncRuntime = crate::TokioRuntime,
 );
 
+impl crate::LogTypes for TestTypes {}
+
 type Entry<C> = <C as openraft::RaftTypeConfig>::Entry;
 
 fn log_id(term: u64, node_id: u64, index: u64) -> LogId {
