@@ -18,10 +18,15 @@ use std::process::Output;
 use serde_json::Value;
 use support::fake_kube::{sample_cluster, FakeKube};
 
-/// The `shardline` binary copied as `kubectl-shardline` into `dir`.
+/// The `shardline` binary linked as `kubectl-shardline` into `dir` (as
+/// users install it). A symlink, not a copy: a copy is a file open for
+/// writing, and a child forked meanwhile by a test running in parallel
+/// inherits that descriptor, so executing the copy could fail with "text
+/// file busy".
 fn plugin_binary(dir: &Path) -> PathBuf {
     let plugin = dir.join("kubectl-shardline");
-    std::fs::copy(env!("CARGO_BIN_EXE_shardline"), &plugin).expect("copy the binary");
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_shardline"), &plugin)
+        .expect("link the binary");
     plugin
 }
 
