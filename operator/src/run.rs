@@ -87,9 +87,9 @@ pub struct Args {
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     pub controller_timeout: Duration,
 
-    /// Deadline of a Raft membership change (`AddMember` returns once the
-    /// new member has caught up; a longer catch-up is finished by a later
-    /// reconcile).
+    /// Deadline of a Raft membership change or leadership transfer
+    /// (`AddMember` returns once the new member has caught up; a longer
+    /// catch-up is finished by a later reconcile).
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     pub membership_timeout: Duration,
 
