@@ -25,8 +25,7 @@ use support::fake_kube::{sample_cluster, FakeKube};
 /// file busy".
 fn plugin_binary(dir: &Path) -> PathBuf {
     let plugin = dir.join("kubectl-shardline");
-    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_shardline"), &plugin)
-        .expect("link the binary");
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_shardline"), &plugin).expect("link the binary");
     plugin
 }
 

@@ -119,7 +119,12 @@ pub async fn run(
     info!(node_id = args.raft.node_id, %address, mode = %bootstrap.mode, initial_ranges = bootstrap.initial_ranges, "controller member serving");
 
     shutdown.await;
-    info!("shutdown requested; draining in-flight requests");
+    info!("shutdown requested; handing over leadership and draining in-flight requests");
+    shardline_raft::handover::hand_over(
+        &raft,
+        shardline_raft::handover::WAIT.min(args.raft.shutdown_grace),
+    )
+    .await;
     life.drain(grpc_task, args.raft.shutdown_grace).await;
     if let Err(e) = raft.shutdown().await {
         warn!(error = %e, "raft shutdown");

@@ -1,7 +1,8 @@
 //! Planned leadership hand-over (`Admin.TransferLeader`) in a 3-member group
 //! of real processes: leadership lands on the chosen voter, writes continue
 //! and every acknowledged write stays readable; a target that is not a voter
-//! is refused and the leader stays.
+//! is refused and the leader stays; a leader stopped with SIGTERM hands
+//! leadership over before it exits.
 
 use std::time::{Duration, Instant};
 
@@ -75,5 +76,37 @@ async fn a_target_that_is_not_a_voter_is_refused_and_the_leader_stays() -> Resul
     // Asking for the current leader is a no-op that reports it.
     let term = admin.transfer_leader(leader).await?;
     ensure!(term == st.term, "term moved from {} to {term}", st.term);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_stopped_with_sigterm_hands_over_before_it_exits() -> Result<()> {
+    let mut group = TestGroup::start(3, &[])?;
+    let leader = group.wait_for_leader(Duration::from_secs(20)).await?;
+    let client = group.client().await?;
+    for i in 0..20 {
+        client.put(format!("k{i}"), format!("v{i}")).await?;
+    }
+    ensure!(
+        group.terminate(leader, Duration::from_secs(15))?,
+        "node {leader} did not exit after SIGTERM"
+    );
+    let log = group.log_text(leader);
+    ensure!(
+        log.contains("leadership handed over before stopping"),
+        "node {leader} stopped without handing over leadership:\n{log}"
+    );
+    let now = group.wait_for_leader(Duration::from_secs(10)).await?;
+    ensure!(now != leader, "the stopped node {leader} still leads");
+    for i in 20..40 {
+        client.put(format!("k{i}"), format!("v{i}")).await?;
+    }
+    for i in 0..40 {
+        let got = client.get(format!("k{i}")).await?;
+        ensure!(
+            got.as_deref() == Some(format!("v{i}").as_bytes()),
+            "k{i} reads {got:?}"
+        );
+    }
     Ok(())
 }

@@ -34,40 +34,52 @@ fn readme_quick_start_commands_are_the_tested_ones() -> Result<()> {
 fn playground_serves_the_cli_without_flags_and_stops_on_ctrl_c() -> Result<()> {
     let bins = binaries();
     let home = tempfile::tempdir()?;
-    // Base port with room for +1..+3 and the HTTP ports at +100.
-    let base = loop {
-        let p = free_port();
-        if p < 60_000 {
-            break p;
-        }
-    };
-    let mut pg = Command::new(&bins.shardline)
-        .args(["playground", "--base-port", &base.to_string()])
-        .env("SHARDLINE_HOME", home.path())
-        .env_remove("SHARDLINE_ENDPOINTS")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .context("start playground")?;
-    let stdout = pg.stdout.take().expect("stdout");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        match rx.recv_timeout(left) {
-            Ok(line) if line.contains("Press Ctrl-C") => break,
-            Ok(_) => continue,
-            Err(_) => {
-                let _ = pg.kill();
-                bail!("playground did not come up within 60 s");
+    // The playground's ports span base-100..base+102 (controllers below the
+    // base, HTTP ports 100 above each gRPC port). Bases come from below
+    // Linux's ephemeral range (32768+), where outgoing connections of other
+    // tests and processes take ports at any moment; a playground that still
+    // finds a port taken exits at once, and the next attempt moves on.
+    let mut attempt = 0;
+    let mut pg = loop {
+        attempt += 1;
+        let base = 20_000 + free_port() % 12_000;
+        let mut pg = Command::new(&bins.shardline)
+            .args(["playground", "--base-port", &base.to_string()])
+            .env("SHARDLINE_HOME", home.path())
+            .env_remove("SHARDLINE_ENDPOINTS")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("start playground")?;
+        let stdout = pg.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
             }
+        });
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        let up = loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) if line.contains("Press Ctrl-C") => break true,
+                Ok(_) => continue,
+                Err(mpsc::RecvTimeoutError::Disconnected) => break false,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    let _ = pg.kill();
+                    bail!("playground did not come up within 60 s");
+                }
+            }
+        };
+        if up {
+            break pg;
         }
-    }
+        let status = pg.wait()?;
+        ensure!(
+            attempt < 5,
+            "playground exited before coming up ({status}), {attempt} times"
+        );
+    };
     let cli = |args: &[&str]| -> Result<std::process::Output> {
         Ok(Command::new(&bins.shardline)
             .args(args)

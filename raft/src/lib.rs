@@ -39,6 +39,7 @@ pub mod admin;
 pub mod args;
 pub mod bootstrap;
 pub mod error;
+pub mod handover;
 pub mod join;
 pub mod lifecycle;
 pub mod metrics;

@@ -122,7 +122,12 @@ pub async fn run(
     info!(node_id = args.raft.node_id, group_id = args.group_id, %address, "member serving");
 
     shutdown.await;
-    info!("shutdown requested; draining in-flight requests");
+    info!("shutdown requested; handing over leadership and draining in-flight requests");
+    shardline_raft::handover::hand_over(
+        &raft,
+        shardline_raft::handover::WAIT.min(args.raft.shutdown_grace),
+    )
+    .await;
     life.drain(grpc_task, args.raft.shutdown_grace).await;
     drop(reporter);
     if let Err(e) = raft.shutdown().await {
