@@ -32,6 +32,8 @@ mod state_machine;
 mod tables;
 
 #[cfg(test)]
+mod compat_tests;
+#[cfg(test)]
 mod suite_test;
 #[cfg(test)]
 mod tests;
