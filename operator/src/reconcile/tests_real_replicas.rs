@@ -2,8 +2,10 @@
 //! `shard-node` members grows 3 -> 5 and shrinks back, and the controller's
 //! group grows 1 -> 3 and shrinks back, driven by the reconciler through the
 //! real gRPC client (`Admin.AddMember` / `Admin.RemoveMember` on the real
-//! leader). The Kubernetes API is the fake one; in-cluster names are mapped
-//! to the loopback members (see [`crate::fixtures::real`]).
+//! leader); and a rollout of a real shard group moves its leadership
+//! (`Admin.TransferLeader`) before restarting the leader's pod. The
+//! Kubernetes API is the fake one; in-cluster names are mapped to the
+//! loopback members (see [`crate::fixtures::real`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -174,4 +176,49 @@ async fn controller_grows_1_to_3_and_back_through_its_real_raft_membership() {
     h.reconcile().await;
     assert_eq!(cond(&h.api.cluster(), PROGRESSING).0, "False");
     shutdown(ctrl).await;
+}
+
+#[tokio::test]
+async fn a_rollout_moves_the_real_leadership_before_restarting_the_leader() {
+    let nodes = start_group(Kind::Node { gid: 1 }, 3, 3).await;
+    let leader_of = |members: &[crate::cluster_api::RaftMember]| {
+        members
+            .iter()
+            .find(|m| m.role == "leader")
+            .map(|m| m.id)
+            .expect("a leader")
+    };
+    let leader = leader_of(&wait_for_voters(&nodes[0].endpoint(), 3).await);
+    let api = mapped(false, &[1]).with_members("kv", Member::Group(1), &nodes);
+    let h = Harness::with_api(cluster(1, true), move |fake| {
+        Arc::new(Mapped { fake, ..api })
+    });
+    h.bring_up().await;
+
+    h.api.set_update_revision("kv-g1", "rev2");
+    let mut order = Vec::new();
+    for _ in 0..5 {
+        let calls = h.reconcile().await;
+        order.extend(deletes(&calls));
+        if event_reasons(&calls).contains(&"LeaderMoved".to_string()) {
+            order.push("LeaderMoved".to_string());
+        }
+        h.api.set_ready("kv-g1");
+    }
+    // Leader last, and its leadership moved (for real) just before its pod
+    // went, to the lowest updated ordinal.
+    let pod = |id: u64| format!("/api/v1/namespaces/ns/pods/kv-g1-{}", id - 1);
+    let expected: Vec<String> = (1..=3)
+        .rev()
+        .filter(|id| *id != leader)
+        .map(pod)
+        .chain(["LeaderMoved".to_string(), pod(leader)])
+        .collect();
+    assert_eq!(order, expected);
+    let successor = if leader == 1 { 2 } else { 1 };
+    assert_eq!(
+        leader_of(&wait_for_voters(&nodes[0].endpoint(), 3).await),
+        successor
+    );
+    shutdown(nodes).await;
 }
