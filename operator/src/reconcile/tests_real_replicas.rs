@@ -12,10 +12,12 @@ use std::time::Duration;
 
 use crate::cluster_api::grpc::GrpcClusterApi;
 use crate::cluster_api::{ClusterApi, Target};
-use crate::crd::ShardedCluster;
 use crate::decide::conditions::PROGRESSING;
 use crate::fixtures::real::{start_group, wait_for_voters, Kind, Mapped, RealMember};
-use crate::fixtures::{cluster, cond, deletes, event_reasons, Call, FakeController, Harness};
+use crate::fixtures::{
+    cluster, cond, deletes, edit_spec as edit, event_reasons, sts_applies, Call, FakeController,
+    Harness,
+};
 use crate::names::Member;
 
 fn mapped(real_controller: bool, real_groups: &[u64]) -> Mapped {
@@ -29,24 +31,9 @@ fn mapped(real_controller: bool, real_groups: &[u64]) -> Mapped {
     }
 }
 
-fn edit(h: &Harness, f: impl FnOnce(&mut ShardedCluster)) {
-    h.api.edit(|c| {
-        f(c);
-        c.metadata.generation = Some(c.metadata.generation.unwrap_or(1) + 1);
-    });
-}
-
 /// `spec.replicas` of the one apply of StatefulSet `name` in `calls`.
 fn sts_applied(calls: &[Call], name: &str) -> i64 {
-    let applies: Vec<i64> = calls
-        .iter()
-        .filter(|c| c.is_apply() && c.path.ends_with(&format!("/statefulsets/{name}")))
-        .map(|c| {
-            c.body.as_ref().unwrap()["spec"]["replicas"]
-                .as_i64()
-                .unwrap()
-        })
-        .collect();
+    let applies = sts_applies(calls, name);
     assert_eq!(applies.len(), 1, "{name} applied once per reconcile");
     applies[0]
 }

@@ -4,22 +4,11 @@
 //! run; shrinking removes members before the StatefulSet shrinks; a change
 //! that cannot be made leaves everything running and says why.
 
-use crate::crd::{Phase, RetentionPolicy, ShardedCluster};
+use crate::crd::{Phase, RetentionPolicy};
 use crate::decide::conditions::{DEGRADED, PROGRESSING, READY};
-use crate::fixtures::{cluster, cond, deletes, event_reasons, Call, Harness};
-
-/// `spec.replicas` of every server-side apply of StatefulSet `name`.
-fn sts_applies(calls: &[Call], name: &str) -> Vec<i64> {
-    calls
-        .iter()
-        .filter(|c| c.is_apply() && c.path.ends_with(&format!("/statefulsets/{name}")))
-        .map(|c| {
-            c.body.as_ref().unwrap()["spec"]["replicas"]
-                .as_i64()
-                .unwrap()
-        })
-        .collect()
-}
+use crate::fixtures::{
+    cluster, cond, deletes, edit_spec as edit, event_reasons, sts_applies, Call, Harness,
+};
 
 /// The pod template of the last apply of StatefulSet `name`.
 fn template(calls: &[Call], name: &str) -> serde_json::Value {
@@ -38,13 +27,6 @@ fn membership_calls(h: &Harness, from: usize) -> Vec<String> {
         .filter(|c| c.starts_with("AddMember") || c.starts_with("RemoveMember"))
         .cloned()
         .collect()
-}
-
-fn edit(h: &Harness, f: impl FnOnce(&mut ShardedCluster)) {
-    h.api.edit(|c| {
-        f(c);
-        c.metadata.generation = Some(c.metadata.generation.unwrap_or(1) + 1);
-    });
 }
 
 fn status_of(h: &Harness) -> crate::crd::ShardedClusterStatus {
