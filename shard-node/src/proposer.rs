@@ -79,29 +79,6 @@ impl Proposer {
     }
 }
 
-/// Approximate payload size of a command, for the batch byte budget.
-fn weight(c: &Command) -> usize {
-    use crate::types::{BatchOp, Op};
-    let op_bytes = |op: &BatchOp| match op {
-        BatchOp::Put { key, value } => key.len() + value.len(),
-        BatchOp::Delete { key } => key.len(),
-    };
-    64 + match &c.op {
-        Op::Put { key, value } => key.len() + value.len(),
-        Op::Delete { key } => key.len(),
-        Op::CompareAndSwap {
-            key,
-            expected,
-            new_value,
-        } => {
-            key.len()
-                + expected.as_ref().map_or(0, Vec::len)
-                + new_value.as_ref().map_or(0, Vec::len)
-        }
-        Op::Batch { ops } => ops.iter().map(op_bytes).sum(),
-    }
-}
-
 /// This leader's clock for a proposal: wall-clock milliseconds, at least 1
 /// (0 means "no clock").
 fn clock(session_ttl_ms: u64) -> SessionClock {
@@ -131,11 +108,11 @@ async fn run(raft: Raft, session_ttl_ms: u64, mut rx: mpsc::Receiver<(Command, R
         let Ok(permit) = slots.clone().acquire_owned().await else {
             return;
         };
-        let mut bytes = weight(&first.0);
+        let mut bytes = first.0.weight();
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH_COMMANDS {
             let Ok(next) = rx.try_recv() else { break };
-            let w = weight(&next.0);
+            let w = next.0.weight();
             if bytes + w > MAX_BATCH_BYTES {
                 carry = Some(next);
                 break;
@@ -197,19 +174,20 @@ mod tests {
             op,
         };
         assert_eq!(
-            weight(&c(Op::Put {
+            c(Op::Put {
                 key: vec![0; 10],
                 value: vec![0; 100]
-            })),
+            })
+            .weight(),
             174
         );
-        assert_eq!(weight(&c(Op::Delete { key: vec![0; 10] })), 74);
+        assert_eq!(c(Op::Delete { key: vec![0; 10] }).weight(), 74);
         let big = c(Op::Put {
             key: vec![0; 1],
             value: vec![0; MAX_BATCH_BYTES],
         });
         assert!(
-            weight(&big) > MAX_BATCH_BYTES,
+            big.weight() > MAX_BATCH_BYTES,
             "an oversize write is proposed alone"
         );
     }

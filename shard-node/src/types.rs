@@ -85,6 +85,31 @@ pub struct Command {
     pub op: Op,
 }
 
+impl Command {
+    /// Approximate payload size (keys and values, plus a fixed overhead):
+    /// the byte budget of a proposal batch and of deferred applies.
+    pub fn weight(&self) -> usize {
+        let op_bytes = |op: &BatchOp| match op {
+            BatchOp::Put { key, value } => key.len() + value.len(),
+            BatchOp::Delete { key } => key.len(),
+        };
+        64 + match &self.op {
+            Op::Put { key, value } => key.len() + value.len(),
+            Op::Delete { key } => key.len(),
+            Op::CompareAndSwap {
+                key,
+                expected,
+                new_value,
+            } => {
+                key.len()
+                    + expected.as_ref().map_or(0, Vec::len)
+                    + new_value.as_ref().map_or(0, Vec::len)
+            }
+            Op::Batch { ops } => ops.iter().map(op_bytes).sum(),
+        }
+    }
+}
+
 /// A Raft log payload: commands proposed together, applied in order within
 /// one entry. The entry's answer holds one [`Applied`] per command.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -78,6 +78,12 @@ pub enum StoreError {
     #[error("cannot start the log writer thread: {0}")]
     SpawnWriter(#[source] std::io::Error),
 
+    /// Writing a follower's deferred applies failed; they are no longer in
+    /// memory, so reads fail instead of missing them (openraft stops on the
+    /// original error, and a restart re-applies them from the log).
+    #[error("deferred applies were lost by an earlier failed write")]
+    DeferredLost,
+
     /// A background blocking task that ran a redb transaction panicked or was cancelled.
     #[error("storage task failed: {0}")]
     Task(#[from] tokio::task::JoinError),

@@ -17,15 +17,18 @@
 //! - `dedup`: the exactly-once session table.
 //! - `snapshot`: snapshot payload, build ([`SnapshotBuilder`]) and install.
 //! - `reader`: [`KvReader`].
+//! - `deferred`: a follower's applies, queued to stay off its log fsyncs.
 //!
 //! # Durability
 //! Log appends, truncation, purge, vote, snapshot build/install and store
 //! creation commit with [`redb::Durability::Immediate`] (fsync before
 //! `commit` returns). The apply transaction and `save_committed` use
 //! [`redb::Durability::None`]; why that is crash-safe is explained on
-//! `state_machine::apply_entries`.
+//! `state_machine::apply_entries`. Entries that answer nobody (a follower's)
+//! are written in batches (`deferred`), and every read settles them first.
 
 mod dedup;
+mod deferred;
 mod reader;
 mod snapshot;
 mod state_machine;
@@ -34,11 +37,14 @@ mod tables;
 #[cfg(test)]
 mod compat_tests;
 #[cfg(test)]
+mod deferred_tests;
+#[cfg(test)]
 mod suite_test;
 #[cfg(test)]
 mod tests;
 
 use std::path::Path;
+use std::sync::Arc;
 
 use redb::Database;
 use shardline_proto::keyspace::{KeyRange, PartitionMode};
@@ -49,6 +55,7 @@ pub use shardline_raft::store::StoreError;
 pub use snapshot::SnapshotBuilder;
 pub use state_machine::StateMachineStore;
 
+use deferred::Deferred;
 use shardline_raft::store::check;
 
 /// The shard group's Raft log, in the `raft_log` and `raft_meta` tables.
@@ -67,10 +74,11 @@ pub struct OpenedStore {
 pub fn open(path: &Path, group_id: u64, mode: PartitionMode) -> Result<OpenedStore, StoreError> {
     let db = open_database(path)?;
     init(&db, group_id, mode)?;
+    let deferred = Arc::new(Deferred::default());
     Ok(OpenedStore {
         log: LogStore::open(db.clone(), LogTables::DEFAULT)?,
-        sm: StateMachineStore::new(db.clone(), group_id, mode),
-        reader: KvReader::new(db, mode),
+        sm: StateMachineStore::new(db.clone(), group_id, mode, deferred.clone()),
+        reader: KvReader::new(db, mode, deferred),
     })
 }
 

@@ -1,8 +1,10 @@
 //! [`KvReader`]: reads of the applied state for the KV and admin services.
 //!
-//! Each call runs in its own redb read transaction (MVCC: never blocks and is
-//! never blocked by the apply path) and sees a consistent state as of some
-//! applied log index. Linearizability is the caller's job (read index / lease
+//! Each call runs in its own redb read transaction (MVCC: never blocked by
+//! the apply path) and sees a consistent state as of some applied log index,
+//! at least everything applied when the call began: applies a follower
+//! deferred are written first (see [`super::deferred`]), the only time a
+//! read waits for redb's write lock. Linearizability is the caller's job (read index / lease
 //! before reading here).
 
 use std::collections::BinaryHeap;
@@ -16,6 +18,7 @@ use shardline_raft::store::applied::LAST_APPLIED;
 use shardline_raft::store::codec::decode;
 use shardline_raft::store::{get_record, StoreError};
 
+use super::deferred::Deferred;
 use super::tables;
 use crate::types::LogId;
 
@@ -25,19 +28,28 @@ pub struct KvReader {
     db: Arc<Database>,
     /// Maps user keys to storage keys.
     mode: PartitionMode,
+    /// Settled before every read, so reads see every applied entry.
+    deferred: Arc<Deferred>,
 }
 
 /// Scan output: pairs in user-key order and whether more exist past the limit.
 pub type ScanPage = (Vec<(Vec<u8>, Vec<u8>)>, bool);
 
 impl KvReader {
-    pub(crate) fn new(db: Arc<Database>, mode: PartitionMode) -> Self {
-        KvReader { db, mode }
+    pub(crate) fn new(db: Arc<Database>, mode: PartitionMode, deferred: Arc<Deferred>) -> Self {
+        KvReader { db, mode, deferred }
+    }
+
+    /// A read transaction that sees every applied entry (deferred applies
+    /// are written first).
+    fn read_txn(&self) -> Result<redb::ReadTransaction, StoreError> {
+        self.deferred.settle(&self.db, self.mode)?;
+        Ok(self.db.begin_read()?)
     }
 
     /// The value of user key `key`.
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.read_txn()?;
         let kv = txn.open_table(tables::KV)?;
         let storage_key = self.mode.storage_key(key);
         Ok(kv.get(storage_key.as_slice())?.map(|g| g.value().to_vec()))
@@ -55,7 +67,7 @@ impl KvReader {
         if !end.is_empty() && start >= end {
             return Ok((Vec::new(), false));
         }
-        let txn = self.db.begin_read()?;
+        let txn = self.read_txn()?;
         let kv = txn.open_table(tables::KV)?;
         let in_range = |key: &[u8]| key >= start && (end.is_empty() || key < end);
 
@@ -105,13 +117,13 @@ impl KvReader {
 
     /// Number of pairs the group holds.
     pub fn key_count(&self) -> Result<u64, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.read_txn()?;
         Ok(txn.open_table(tables::KV)?.len()?)
     }
 
     /// The group's ranges, by id.
     pub fn ranges(&self) -> Result<Vec<KeyRange>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.read_txn()?;
         let table = txn.open_table(tables::RANGES)?;
         let mut out = Vec::new();
         for item in table.iter()? {
@@ -127,7 +139,7 @@ impl KvReader {
 
     /// The last log id applied to the state machine.
     pub fn last_applied(&self) -> Result<Option<LogId>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.read_txn()?;
         let meta = txn.open_table(tables::SM_META)?;
         get_record(&meta, LAST_APPLIED)
     }

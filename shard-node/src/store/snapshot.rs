@@ -24,6 +24,7 @@ use shardline_raft::store::codec::{decode, encode};
 use shardline_raft::store::{check, StoreError};
 
 use super::dedup::{expiry_key, CLIENT_ID_LEN, DEDUP_KEY_LEN};
+use super::deferred::Deferred;
 use super::tables;
 use crate::types::{LogId, Snapshot, SnapshotMeta, StoredMembership, TypeConfig};
 
@@ -56,11 +57,23 @@ pub struct SnapshotBuilder {
     db: Arc<Database>,
     group_id: u64,
     mode: PartitionMode,
+    /// Settled before reading, so the snapshot holds every applied entry.
+    deferred: Arc<Deferred>,
 }
 
 impl SnapshotBuilder {
-    pub(crate) fn new(db: Arc<Database>, group_id: u64, mode: PartitionMode) -> Self {
-        SnapshotBuilder { db, group_id, mode }
+    pub(crate) fn new(
+        db: Arc<Database>,
+        group_id: u64,
+        mode: PartitionMode,
+        deferred: Arc<Deferred>,
+    ) -> Self {
+        SnapshotBuilder {
+            db,
+            group_id,
+            mode,
+            deferred,
+        }
     }
 }
 
@@ -69,11 +82,15 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
 
     async fn build_snapshot(&mut self) -> Result<Snapshot, io::Error> {
         let (db, group_id, mode) = (self.db.clone(), self.group_id, self.mode);
-        tokio::task::spawn_blocking(move || build(&db, group_id, mode))
-            .await
-            .map_err(StoreError::from)
-            .and_then(|r| r)
-            .map_err(StoreError::write_snapshot)
+        let deferred = self.deferred.clone();
+        tokio::task::spawn_blocking(move || {
+            deferred.settle(&db, mode)?;
+            build(&db, group_id, mode)
+        })
+        .await
+        .map_err(StoreError::from)
+        .and_then(|r| r)
+        .map_err(StoreError::write_snapshot)
     }
 }
 

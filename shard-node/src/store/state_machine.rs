@@ -19,6 +19,7 @@ use shardline_raft::store::blocking;
 use shardline_raft::store::{put_record, StoreError};
 
 use super::dedup::{DedupTables, Verdict};
+use super::deferred::Deferred;
 use super::snapshot::{self, SnapshotBuilder};
 use super::tables;
 use crate::types::{
@@ -33,15 +34,28 @@ pub struct StateMachineStore {
     group_id: u64,
     /// Maps user keys to storage keys.
     mode: PartitionMode,
+    /// Applies not yet written to redb (shared with the readers).
+    deferred: Arc<Deferred>,
 }
 
 impl StateMachineStore {
-    pub(crate) fn new(db: Arc<Database>, group_id: u64, mode: PartitionMode) -> Self {
-        StateMachineStore { db, group_id, mode }
+    pub(crate) fn new(
+        db: Arc<Database>,
+        group_id: u64,
+        mode: PartitionMode,
+        deferred: Arc<Deferred>,
+    ) -> Self {
+        StateMachineStore {
+            db,
+            group_id,
+            mode,
+            deferred,
+        }
     }
 
-    /// Applies `entries` in one transaction on the blocking pool and returns
-    /// one result per entry (what openraft's `apply` answers responders with).
+    /// Applies the deferred entries, then `entries`, in one transaction and
+    /// returns one result per entry of `entries` (what openraft's `apply`
+    /// answers responders with).
     pub(crate) async fn apply_batch(
         &self,
         entries: Vec<Entry>,
@@ -49,9 +63,20 @@ impl StateMachineStore {
         if entries.is_empty() {
             return Ok(Vec::new());
         }
-        let db = self.db.clone();
-        let mode = self.mode;
-        blocking::run(move || apply_entries(&db, mode, entries)).await
+        let (db, mode, deferred) = (self.db.clone(), self.mode, self.deferred.clone());
+        blocking::run(move || deferred.apply_after_queue(&db, mode, entries)).await
+    }
+
+    /// Writes the deferred entries, so redb holds everything applied.
+    async fn settle(&self) -> Result<(), StoreError> {
+        let (db, mode, deferred) = (self.db.clone(), self.mode, self.deferred.clone());
+        blocking::run(move || deferred.settle(&db, mode)).await
+    }
+
+    /// The deferred-apply queue, for tests.
+    #[cfg(test)]
+    pub(crate) fn deferred(&self) -> &Deferred {
+        &self.deferred
     }
 
     /// The redb file, for tests that inspect tables directly.
@@ -241,6 +266,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     type SnapshotBuilder = SnapshotBuilder;
 
     async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), io::Error> {
+        self.settle().await.map_err(StoreError::read_sm)?;
         let read = || {
             let txn = self.db.begin_read()?;
             let meta = txn.open_table(tables::SM_META)?;
@@ -250,7 +276,9 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     }
 
     /// Applies every entry the stream yields in one transaction, then answers
-    /// each entry's responder (if any) with its results.
+    /// each entry's responder (if any) with its results. Entries that answer
+    /// nobody (every entry on a follower) are deferred while the queue has
+    /// room (see [`super::deferred`]).
     async fn apply<Strm>(&mut self, entries: Strm) -> Result<(), io::Error>
     where
         Strm: Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>> + Unpin + OptionalSend,
@@ -260,7 +288,16 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             return Ok(());
         }
         let count = batch.len();
-        let (entries, responders): (Vec<Entry>, Vec<_>) = batch.into_iter().unzip();
+        let (mut entries, responders): (Vec<Entry>, Vec<_>) = batch.into_iter().unzip();
+        if responders.iter().all(Option::is_none) {
+            match self.deferred.try_defer(entries) {
+                Ok(()) => {
+                    tracing::trace!(count, "deferred applies");
+                    return Ok(());
+                }
+                Err(back) => entries = back,
+            }
+        }
         let results = self
             .apply_batch(entries)
             .await
@@ -275,7 +312,12 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
-        SnapshotBuilder::new(self.db.clone(), self.group_id, self.mode)
+        SnapshotBuilder::new(
+            self.db.clone(),
+            self.group_id,
+            self.mode,
+            self.deferred.clone(),
+        )
     }
 
     async fn install_snapshot(
@@ -286,11 +328,17 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let db = self.db.clone();
         let (group_id, mode, meta) = (self.group_id, self.mode, meta.clone());
         let bytes = snapshot.into_inner();
-        tokio::task::spawn_blocking(move || snapshot::install(&db, group_id, mode, &meta, bytes))
-            .await
-            .map_err(StoreError::from)
-            .and_then(|r| r)
-            .map_err(StoreError::write_snapshot)
+        let deferred = self.deferred.clone();
+        // Deferred entries are older than the snapshot; writing them first
+        // keeps the queue and redb in log order whatever the install does.
+        tokio::task::spawn_blocking(move || {
+            deferred.settle(&db, mode)?;
+            snapshot::install(&db, group_id, mode, &meta, bytes)
+        })
+        .await
+        .map_err(StoreError::from)
+        .and_then(|r| r)
+        .map_err(StoreError::write_snapshot)
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, io::Error> {
