@@ -38,7 +38,10 @@ use crate::types::{Applied, Entry};
 /// Most entries queued before the queue is written.
 pub(crate) const MAX_ENTRIES: usize = 64;
 /// Most payload bytes (keys and values) queued before the queue is written.
-pub(crate) const MAX_BYTES: usize = 8 * 1024 * 1024;
+/// Writing the queue holds redb's write lock, which the log writer waits
+/// for, so the bound keeps that pause short (a few hundred writes): with
+/// 8 MiB, put p99 at concurrency 256 went from 43 to 141 ms.
+pub(crate) const MAX_BYTES: usize = 128 * 1024;
 
 /// The queue of one node's state machine.
 #[derive(Default)]
