@@ -4,8 +4,8 @@
 //! the apply path) and sees a consistent state as of some applied log index,
 //! at least everything applied when the call began: applies a follower
 //! deferred are written first (see [`super::deferred`]), the only time a
-//! read waits for redb's write lock. Linearizability is the caller's job (read index / lease
-//! before reading here).
+//! read waits for redb's write lock. Linearizability is the caller's job
+//! (read index / lease before reading here).
 
 use std::collections::BinaryHeap;
 use std::ops::Bound;
