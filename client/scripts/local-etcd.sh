@@ -9,6 +9,9 @@
 # Members listen for clients on 127.0.0.1:2379, :2479, :2579 (peers on
 # 2380, 2480, 2580); data lives under DATA_ROOT on the same disk as the
 # playground's, with etcd's default durability (fsync on every commit).
+# Old revisions are compacted (keeping the last 100,000, as a production
+# etcd compacts), or repeated benchmarks fill etcd's 2 GB quota and it
+# refuses writes (alarm NOSPACE).
 # Endpoints for the bench: 127.0.0.1:2379,127.0.0.1:2479,127.0.0.1:2579
 set -euo pipefail
 cmd=${1:-start}
@@ -26,6 +29,7 @@ start)
       --listen-client-urls "http://127.0.0.1:$c" --advertise-client-urls "http://127.0.0.1:$c" \
       --listen-peer-urls "http://127.0.0.1:$p" --initial-advertise-peer-urls "http://127.0.0.1:$p" \
       --initial-cluster "$cluster" --initial-cluster-state new --initial-cluster-token shardline-bench \
+      --auto-compaction-mode revision --auto-compaction-retention 100000 \
       --log-level warn >"$root/e$i.log" 2>&1 &
     echo $! >"$root/e$i.pid"
   done
