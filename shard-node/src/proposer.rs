@@ -35,14 +35,16 @@ pub const MAX_BATCH_COMMANDS: usize = 512;
 /// Approximate payload bytes in one proposal (keys + values); a single
 /// larger write still goes alone.
 pub const MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
-/// Proposals in flight at once, as measured under openraft 0.9 (not yet
-/// re-measured under 0.10, whose RaftCore replicates without waiting for the
-/// local flush). 0.9's RaftCore appended each
-/// proposal with an fsync of its own and waited for it, so a second proposal
-/// in flight only queues behind the first and splits the batch that would
-/// have formed meanwhile: in back-to-back runs against one playground, 1
-/// gave 10-40% more puts/s than 4 at concurrency 16-256, and 8 was worse
-/// still. Revisit with a Raft core that pipelines appends.
+/// Proposals in flight at once. Under openraft 0.9, whose RaftCore appended
+/// each proposal with an fsync of its own and waited for it, 1 gave 10-40%
+/// more puts/s than 4 at concurrency 16-256 (a second proposal only queued
+/// behind the first and split the batch that would have formed meanwhile).
+/// Re-measured under 0.10, which replicates while the local append is
+/// flushed: 1, 2 and 4 alternated twice at concurrency 16, 64 and 256 were
+/// within the run-to-run noise of each other (puts/s vs etcd 0.77-1.08 for
+/// every setting), so the simplest stays. A follower still takes one
+/// AppendEntries at a time (openraft's sequential `stream_append`), which
+/// caps what more proposals in flight could gain.
 const MAX_IN_FLIGHT: usize = 1;
 /// How long a client session may stay unused before its exactly-once
 /// results are forgotten, unless `--session-ttl` says otherwise. Far above
