@@ -1,6 +1,8 @@
-//! [`Deferred`]: committed entries that openraft already counts as applied
-//! but that are not written to redb yet, so that a follower's applies stay
-//! off its log fsyncs.
+//! [`AppliedState`]: the state machine as openraft counts it applied, i.e.
+//! what redb holds plus the committed entries queued but not written yet
+//! (deferred), so that a follower's applies stay off its log fsyncs. The
+//! state machine, the snapshot builder and [`super::KvReader`] share one
+//! handle, which also carries the redb file and the partition mode.
 //!
 //! Why: the log and the state machine share one redb file, and a durable log
 //! append flushes every page that the (non-durable) applies since the
@@ -16,7 +18,8 @@
 //!   transaction and in log order, so its results see every earlier entry;
 //! - every read of the state machine ([`super::KvReader`], building or
 //!   installing a snapshot, openraft's `applied_state`) calls
-//!   [`Deferred::settle`] first, which writes the queue.
+//!   [`AppliedState::settle`] first ([`AppliedState::read_txn`] does), which
+//!   writes the queue.
 //!
 //! Crash safety is that of any non-durable apply (see
 //! `state_machine::apply_entries`): queued entries are committed, so they are
@@ -25,10 +28,10 @@
 //! openraft re-applies them from the log.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use openraft::EntryPayload;
-use redb::Database;
+use redb::{Database, ReadTransaction, ReadableDatabase};
 use shardline_proto::keyspace::PartitionMode;
 use shardline_raft::store::StoreError;
 
@@ -43,9 +46,12 @@ pub(crate) const MAX_ENTRIES: usize = 64;
 /// 8 MiB, put p99 at concurrency 256 went from 43 to 141 ms.
 pub(crate) const MAX_BYTES: usize = 128 * 1024;
 
-/// The queue of one node's state machine.
-#[derive(Default)]
-pub(crate) struct Deferred {
+/// One node's applied state: its redb file, partition mode and deferred
+/// queue.
+pub(crate) struct AppliedState {
+    db: Arc<Database>,
+    /// Maps user keys to storage keys.
+    mode: PartitionMode,
     queue: Mutex<Queue>,
     /// True while the queue may hold entries: set when entries are queued,
     /// cleared once they are committed to redb (both under the lock), so a
@@ -62,7 +68,25 @@ struct Queue {
     failed: bool,
 }
 
-impl Deferred {
+impl AppliedState {
+    pub(crate) fn new(db: Arc<Database>, mode: PartitionMode) -> Self {
+        AppliedState {
+            db,
+            mode,
+            queue: Mutex::default(),
+            pending: AtomicBool::new(false),
+        }
+    }
+
+    /// The redb file; read through [`Self::read_txn`] to see deferred applies.
+    pub(crate) fn db(&self) -> &Arc<Database> {
+        &self.db
+    }
+
+    pub(crate) fn mode(&self) -> PartitionMode {
+        self.mode
+    }
+
     fn lock(&self) -> MutexGuard<'_, Queue> {
         self.queue.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -88,8 +112,6 @@ impl Deferred {
     /// the results of `entries` (one list per entry).
     pub(crate) fn apply_after_queue(
         &self,
-        db: &Database,
-        mode: PartitionMode,
         entries: Vec<Entry>,
     ) -> Result<Vec<Vec<Applied>>, StoreError> {
         let mut queue = self.lock();
@@ -104,7 +126,7 @@ impl Deferred {
             return Ok(Vec::new());
         }
         all.extend(entries);
-        match apply_entries(db, mode, all) {
+        match apply_entries(&self.db, self.mode, all) {
             Ok(mut results) => {
                 self.pending.store(false, Ordering::Release);
                 if queued > 0 {
@@ -121,11 +143,18 @@ impl Deferred {
 
     /// Writes the queue, if anything is queued, so that a read of redb sees
     /// everything openraft counts as applied.
-    pub(crate) fn settle(&self, db: &Database, mode: PartitionMode) -> Result<(), StoreError> {
+    pub(crate) fn settle(&self) -> Result<(), StoreError> {
         if !self.pending.load(Ordering::Acquire) {
             return Ok(());
         }
-        self.apply_after_queue(db, mode, Vec::new()).map(drop)
+        self.apply_after_queue(Vec::new()).map(drop)
+    }
+
+    /// A read transaction that sees every applied entry (the queue is
+    /// written first).
+    pub(crate) fn read_txn(&self) -> Result<ReadTransaction, StoreError> {
+        self.settle()?;
+        Ok(self.db.begin_read()?)
     }
 
     /// Entries queued now.

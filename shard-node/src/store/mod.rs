@@ -55,7 +55,7 @@ pub use shardline_raft::store::StoreError;
 pub use snapshot::SnapshotBuilder;
 pub use state_machine::StateMachineStore;
 
-use deferred::Deferred;
+use deferred::AppliedState;
 use shardline_raft::store::check;
 
 /// The shard group's Raft log, in the `raft_log` and `raft_meta` tables.
@@ -74,11 +74,11 @@ pub struct OpenedStore {
 pub fn open(path: &Path, group_id: u64, mode: PartitionMode) -> Result<OpenedStore, StoreError> {
     let db = open_database(path)?;
     init(&db, group_id, mode)?;
-    let deferred = Arc::new(Deferred::default());
+    let state = Arc::new(AppliedState::new(db.clone(), mode));
     Ok(OpenedStore {
         log: LogStore::open(db.clone(), LogTables::DEFAULT)?,
-        sm: StateMachineStore::new(db.clone(), group_id, mode, deferred.clone()),
-        reader: KvReader::new(db, mode, deferred),
+        sm: StateMachineStore::new(state.clone(), group_id),
+        reader: KvReader::new(state),
     })
 }
 

@@ -11,47 +11,41 @@ use std::collections::BinaryHeap;
 use std::ops::Bound;
 use std::sync::Arc;
 
-use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
+use redb::{ReadableTable, ReadableTableMetadata};
 use shardline_proto::keyspace::{KeyRange, PartitionMode};
 
 use shardline_raft::store::applied::LAST_APPLIED;
 use shardline_raft::store::codec::decode;
 use shardline_raft::store::{get_record, StoreError};
 
-use super::deferred::Deferred;
+use super::deferred::AppliedState;
 use super::tables;
 use crate::types::LogId;
 
 /// A cloneable read handle on one node's applied key space.
 #[derive(Clone)]
 pub struct KvReader {
-    db: Arc<Database>,
-    /// Maps user keys to storage keys.
-    mode: PartitionMode,
-    /// Settled before every read, so reads see every applied entry.
-    deferred: Arc<Deferred>,
+    /// Every read goes through its `read_txn`, so it sees every applied entry.
+    state: Arc<AppliedState>,
 }
 
 /// Scan output: pairs in user-key order and whether more exist past the limit.
 pub type ScanPage = (Vec<(Vec<u8>, Vec<u8>)>, bool);
 
 impl KvReader {
-    pub(crate) fn new(db: Arc<Database>, mode: PartitionMode, deferred: Arc<Deferred>) -> Self {
-        KvReader { db, mode, deferred }
+    pub(crate) fn new(state: Arc<AppliedState>) -> Self {
+        KvReader { state }
     }
 
-    /// A read transaction that sees every applied entry (deferred applies
-    /// are written first).
     fn read_txn(&self) -> Result<redb::ReadTransaction, StoreError> {
-        self.deferred.settle(&self.db, self.mode)?;
-        Ok(self.db.begin_read()?)
+        self.state.read_txn()
     }
 
     /// The value of user key `key`.
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         let txn = self.read_txn()?;
         let kv = txn.open_table(tables::KV)?;
-        let storage_key = self.mode.storage_key(key);
+        let storage_key = self.state.mode().storage_key(key);
         Ok(kv.get(storage_key.as_slice())?.map(|g| g.value().to_vec()))
     }
 
@@ -71,7 +65,7 @@ impl KvReader {
         let kv = txn.open_table(tables::KV)?;
         let in_range = |key: &[u8]| key >= start && (end.is_empty() || key < end);
 
-        if self.mode.is_ordered() {
+        if self.state.mode().is_ordered() {
             let upper = if end.is_empty() {
                 Bound::Unbounded
             } else {
@@ -83,7 +77,10 @@ impl KvReader {
                 if out.len() == limit {
                     return Ok((out, true));
                 }
-                out.push((self.mode.user_key(k.value()).to_vec(), v.value().to_vec()));
+                out.push((
+                    self.state.mode().user_key(k.value()).to_vec(),
+                    v.value().to_vec(),
+                ));
             }
             return Ok((out, false));
         }
@@ -93,7 +90,7 @@ impl KvReader {
         let mut heap: BinaryHeap<(Vec<u8>, Vec<u8>)> = BinaryHeap::new();
         for item in kv.iter()? {
             let (k, v) = item?;
-            let user_key = self.mode.user_key(k.value());
+            let user_key = self.state.mode().user_key(k.value());
             if !in_range(user_key) {
                 continue;
             }
@@ -134,7 +131,7 @@ impl KvReader {
     }
 
     pub fn partition_mode(&self) -> PartitionMode {
-        self.mode
+        self.state.mode()
     }
 
     /// The last log id applied to the state machine.

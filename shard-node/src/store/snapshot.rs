@@ -24,7 +24,7 @@ use shardline_raft::store::codec::{decode, encode};
 use shardline_raft::store::{check, StoreError};
 
 use super::dedup::{expiry_key, CLIENT_ID_LEN, DEDUP_KEY_LEN};
-use super::deferred::Deferred;
+use super::deferred::AppliedState;
 use super::tables;
 use crate::types::{LogId, Snapshot, SnapshotMeta, StoredMembership, TypeConfig};
 
@@ -54,26 +54,14 @@ pub(crate) struct SnapshotPayload {
 /// Builds snapshots of one node's state machine (openraft may run it
 /// concurrently with applies).
 pub struct SnapshotBuilder {
-    db: Arc<Database>,
-    group_id: u64,
-    mode: PartitionMode,
     /// Settled before reading, so the snapshot holds every applied entry.
-    deferred: Arc<Deferred>,
+    state: Arc<AppliedState>,
+    group_id: u64,
 }
 
 impl SnapshotBuilder {
-    pub(crate) fn new(
-        db: Arc<Database>,
-        group_id: u64,
-        mode: PartitionMode,
-        deferred: Arc<Deferred>,
-    ) -> Self {
-        SnapshotBuilder {
-            db,
-            group_id,
-            mode,
-            deferred,
-        }
+    pub(crate) fn new(state: Arc<AppliedState>, group_id: u64) -> Self {
+        SnapshotBuilder { state, group_id }
     }
 }
 
@@ -81,11 +69,10 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     type SnapshotData = shardline_raft::SnapshotData;
 
     async fn build_snapshot(&mut self) -> Result<Snapshot, io::Error> {
-        let (db, group_id, mode) = (self.db.clone(), self.group_id, self.mode);
-        let deferred = self.deferred.clone();
+        let (state, group_id) = (self.state.clone(), self.group_id);
         tokio::task::spawn_blocking(move || {
-            deferred.settle(&db, mode)?;
-            build(&db, group_id, mode)
+            state.settle()?;
+            build(state.db(), group_id, state.mode())
         })
         .await
         .map_err(StoreError::from)

@@ -19,7 +19,7 @@ use shardline_raft::store::blocking;
 use shardline_raft::store::{put_record, StoreError};
 
 use super::dedup::{DedupTables, Verdict};
-use super::deferred::Deferred;
+use super::deferred::AppliedState;
 use super::snapshot::{self, SnapshotBuilder};
 use super::tables;
 use crate::types::{
@@ -29,28 +29,16 @@ use crate::types::{
 
 /// The replicated state machine of one node.
 pub struct StateMachineStore {
-    db: Arc<Database>,
+    /// The redb file, the partition mode and the applies not yet written
+    /// (shared with the readers).
+    state: Arc<AppliedState>,
     /// Checked against incoming snapshots: never install another group's data.
     group_id: u64,
-    /// Maps user keys to storage keys.
-    mode: PartitionMode,
-    /// Applies not yet written to redb (shared with the readers).
-    deferred: Arc<Deferred>,
 }
 
 impl StateMachineStore {
-    pub(crate) fn new(
-        db: Arc<Database>,
-        group_id: u64,
-        mode: PartitionMode,
-        deferred: Arc<Deferred>,
-    ) -> Self {
-        StateMachineStore {
-            db,
-            group_id,
-            mode,
-            deferred,
-        }
+    pub(crate) fn new(state: Arc<AppliedState>, group_id: u64) -> Self {
+        StateMachineStore { state, group_id }
     }
 
     /// Applies the deferred entries, then `entries`, in one transaction and
@@ -63,26 +51,26 @@ impl StateMachineStore {
         if entries.is_empty() {
             return Ok(Vec::new());
         }
-        let (db, mode, deferred) = (self.db.clone(), self.mode, self.deferred.clone());
-        blocking::run(move || deferred.apply_after_queue(&db, mode, entries)).await
+        let state = self.state.clone();
+        blocking::run(move || state.apply_after_queue(entries)).await
     }
 
     /// Writes the deferred entries, so redb holds everything applied.
     async fn settle(&self) -> Result<(), StoreError> {
-        let (db, mode, deferred) = (self.db.clone(), self.mode, self.deferred.clone());
-        blocking::run(move || deferred.settle(&db, mode)).await
+        let state = self.state.clone();
+        blocking::run(move || state.settle()).await
     }
 
     /// The deferred-apply queue, for tests.
     #[cfg(test)]
-    pub(crate) fn deferred(&self) -> &Deferred {
-        &self.deferred
+    pub(crate) fn deferred(&self) -> &AppliedState {
+        &self.state
     }
 
     /// The redb file, for tests that inspect tables directly.
     #[cfg(test)]
     pub(crate) fn db(&self) -> &Database {
-        &self.db
+        self.state.db()
     }
 }
 
@@ -268,7 +256,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), io::Error> {
         self.settle().await.map_err(StoreError::read_sm)?;
         let read = || {
-            let txn = self.db.begin_read()?;
+            let txn = self.state.db().begin_read()?;
             let meta = txn.open_table(tables::SM_META)?;
             read_applied_state(&meta)
         };
@@ -290,7 +278,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let count = batch.len();
         let (mut entries, responders): (Vec<Entry>, Vec<_>) = batch.into_iter().unzip();
         if responders.iter().all(Option::is_none) {
-            match self.deferred.try_defer(entries) {
+            match self.state.try_defer(entries) {
                 Ok(()) => {
                     tracing::trace!(count, "deferred applies");
                     return Ok(());
@@ -312,12 +300,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
-        SnapshotBuilder::new(
-            self.db.clone(),
-            self.group_id,
-            self.mode,
-            self.deferred.clone(),
-        )
+        SnapshotBuilder::new(self.state.clone(), self.group_id)
     }
 
     async fn install_snapshot(
@@ -325,15 +308,13 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         meta: &SnapshotMeta,
         snapshot: shardline_raft::SnapshotData,
     ) -> Result<(), io::Error> {
-        let db = self.db.clone();
-        let (group_id, mode, meta) = (self.group_id, self.mode, meta.clone());
+        let (state, group_id, meta) = (self.state.clone(), self.group_id, meta.clone());
         let bytes = snapshot.into_inner();
-        let deferred = self.deferred.clone();
         // Deferred entries are older than the snapshot; writing them first
         // keeps the queue and redb in log order whatever the install does.
         tokio::task::spawn_blocking(move || {
-            deferred.settle(&db, mode)?;
-            snapshot::install(&db, group_id, mode, &meta, bytes)
+            state.settle()?;
+            snapshot::install(state.db(), group_id, state.mode(), &meta, bytes)
         })
         .await
         .map_err(StoreError::from)
@@ -343,7 +324,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, io::Error> {
         tables::SNAPSHOT
-            .current(&self.db)
+            .current(self.state.db())
             .map_err(StoreError::read_snapshot)
     }
 }
