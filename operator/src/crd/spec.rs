@@ -198,30 +198,36 @@ impl PartitioningMode {
 }
 
 /// Range scheduler settings, handed to the controller (see
-/// [`crate::builders::config_map`]).
+/// [`crate::builders::config_map`]). Today the controller acts on the hot
+/// threshold only (ClusterStatus marks hot ranges); the automatic scheduler
+/// that splits and moves ranges is not built yet, so the other settings are
+/// validated and passed on but change nothing.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct RebalancingSpec {
-    /// A range above this many operations per second (sustained) is split.
+    /// A range above this many operations per second is hot: the
+    /// controller's ClusterStatus lists it (`kubectl shardline status` shows
+    /// it); the automatic split of hot ranges is not built yet.
     #[serde(default = "default_hot_threshold")]
     #[schemars(range(min = 1))]
     pub hot_threshold_ops_per_sec: i32,
 
-    /// A range above this size is split by size.
+    /// A range above this size is to be split by size (not acted on yet: no
+    /// automatic scheduler).
     #[serde(default = "default_max_range_size")]
     pub max_range_size: Quantity,
 
-    /// Range migrations allowed at once.
+    /// Range migrations allowed at once (not acted on yet).
     #[serde(default = "default_max_migrations")]
     #[schemars(range(min = 1, max = 64))]
     pub max_concurrent_migrations: i32,
 
-    /// Bytes per second one migration may copy.
+    /// Bytes per second one migration may copy (not acted on yet).
     #[serde(default = "default_migration_rate")]
     pub migration_rate_limit: Quantity,
 
     /// Seconds a range rests after a split or move before it is considered
-    /// again.
+    /// again (not acted on yet).
     #[serde(default = "default_cooldown")]
     #[schemars(range(min = 0, max = 86400))]
     pub cooldown_seconds: i32,
