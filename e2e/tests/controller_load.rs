@@ -122,6 +122,20 @@ async fn leader_reports_range_load_and_the_controller_lists_the_hot_range() -> R
         keys.abs_diff(stored) <= 16,
         "keys over ranges {keys} vs stored {stored}"
     );
+    // So are their stored bytes: each pair is an 8-byte hash prefix, the
+    // key and the value ("v" for the preload, "v0".."v39" for the hot key).
+    let bytes: u64 = status.ranges.iter().map(|r| r.bytes).sum();
+    let stored_bytes = (0..PRELOAD)
+        .map(|i| 8 + format!("preload-{i}").len() as u64 + 1)
+        .sum::<u64>()
+        + 8
+        + hot_key.len() as u64
+        + 3;
+    ensure!(
+        bytes.abs_diff(stored_bytes) <= 20 && status.groups[0].bytes.abs_diff(stored_bytes) <= 20,
+        "bytes over ranges {bytes}, group {:?} vs stored {stored_bytes}",
+        status.groups
+    );
     ensure!(
         status.groups[0].ops_per_sec >= range.ops_per_sec,
         "group load includes the range: {:?}",

@@ -1,18 +1,21 @@
-//! Stored keys per range, as cheaply as the store allows.
+//! Stored keys and bytes per range, as cheaply as the store allows.
 //!
-//! The store keeps no per-range counts (its range metadata is bounds only)
-//! but knows the group's total key count in O(1) (redb keeps table
-//! lengths). So:
-//! - a group reporting one range reports that total for it;
-//! - in hash mode the total is shared among the ranges in proportion to
+//! The store keeps no per-range figures (its range metadata is bounds
+//! only) but knows the group's totals: the key count in O(1) (redb keeps
+//! table lengths) and the stored bytes of keys and values from redb's table
+//! stats (a walk of the table's pages). So:
+//! - a group reporting one range reports those totals for it;
+//! - in hash mode the totals are shared among the ranges in proportion to
 //!   their width in the hash space: routing keys are uniform hashes, so this
 //!   is an unbiased estimate (relative error about `1/sqrt(keys)`);
-//! - in range mode widths mean nothing, so each range is counted exactly by
+//! - in range mode widths mean nothing, so each range is measured exactly by
 //!   paging through it with `KvReader::scan` (which walks range-mode keys in
-//!   order, O(keys in the range) per report).
+//!   order, O(keys in the range) per report), adding up key and value
+//!   lengths (range-mode storage keys are the user keys).
 //!
-//! Either way the total includes keys of ranges the group has given away
-//! but not yet deleted; stored bytes are not measured (reported as 0).
+//! Either way the totals include keys of ranges the group has given away
+//! but not yet deleted. Hash-mode bytes count the 8-byte hash prefix of each
+//! storage key.
 
 use shardline_proto::keyspace::{KeyRange, PartitionMode};
 
@@ -21,13 +24,27 @@ use crate::store::{KvReader, StoreError};
 /// Pairs read per page when counting a range-mode range.
 const PAGE: usize = 128;
 
-/// Stored keys of each of `ranges` (this group's), in the same order.
+/// What one range stores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RangeSize {
+    pub keys: u64,
+    /// Bytes of stored keys and values.
+    pub bytes: u64,
+}
+
+/// What each of `ranges` (this group's) stores, in the same order.
 /// Blocking: call from `spawn_blocking`.
-pub fn per_range(reader: &KvReader, ranges: &[KeyRange]) -> Result<Vec<u64>, StoreError> {
+pub fn per_range(reader: &KvReader, ranges: &[KeyRange]) -> Result<Vec<RangeSize>, StoreError> {
     if ranges.len() <= 1 || reader.partition_mode() == PartitionMode::Hash {
-        return Ok(apportion(reader.key_count()?, ranges));
+        let (keys, bytes) = reader.stored_size()?;
+        let shares = apportion(keys, ranges)
+            .into_iter()
+            .zip(apportion(bytes, ranges))
+            .map(|(keys, bytes)| RangeSize { keys, bytes })
+            .collect();
+        return Ok(shares);
     }
-    ranges.iter().map(|r| count_range(reader, r)).collect()
+    ranges.iter().map(|r| measure_range(reader, r)).collect()
 }
 
 /// Splits `total` among `ranges` by their width in the 64-bit hash space.
@@ -55,20 +72,24 @@ fn apportion(total: u64, ranges: &[KeyRange]) -> Vec<u64> {
         .collect()
 }
 
-/// Keys of one range-mode range, counted by paging through it.
-fn count_range(reader: &KvReader, range: &KeyRange) -> Result<u64, StoreError> {
-    let mut count = 0u64;
+/// Keys and bytes of one range-mode range, measured by paging through it.
+fn measure_range(reader: &KvReader, range: &KeyRange) -> Result<RangeSize, StoreError> {
+    let mut size = RangeSize::default();
     let mut start = range.start.clone();
     loop {
         let (page, more) = reader.scan(&start, &range.end, PAGE)?;
-        count += page.len() as u64;
+        size.keys += page.len() as u64;
+        size.bytes += page
+            .iter()
+            .map(|(k, v)| (k.len() + v.len()) as u64)
+            .sum::<u64>();
         match page.last() {
             Some((last, _)) if more => {
                 // The smallest key after `last`.
                 start = last.clone();
                 start.push(0);
             }
-            _ => return Ok(count),
+            _ => return Ok(size),
         }
     }
 }
@@ -118,11 +139,16 @@ mod tests {
             range(2, b"b", b"t"),
             range(3, b"t", b""),
         ];
-        assert_eq!(per_range(&reader, &ranges).unwrap(), vec![300, 5, 0]);
-        // One range: the group's total, without a scan.
+        // "a000".."a299" are 4 bytes, "m0".."m4" 2, every value 1.
+        let size = |keys, bytes| RangeSize { keys, bytes };
+        assert_eq!(
+            per_range(&reader, &ranges).unwrap(),
+            vec![size(300, 1500), size(5, 15), size(0, 0)]
+        );
+        // One range: the group's totals from redb, without a scan.
         assert_eq!(
             per_range(&reader, &[KeyRange::full(1, 1)]).unwrap(),
-            vec![305]
+            vec![size(305, 1515)]
         );
     }
 
@@ -130,8 +156,17 @@ mod tests {
     async fn hash_mode_shares_the_stored_total() {
         let keys: Vec<String> = (0..400).map(|i| format!("k{i}")).collect();
         let (_dir, reader) = store_with(PartitionMode::Hash, &keys).await;
-        let counts = per_range(&reader, &initial_hash_ranges(4, 1)).unwrap();
-        assert_eq!(counts, vec![100; 4]);
+        let sizes = per_range(&reader, &initial_hash_ranges(4, 1)).unwrap();
+        assert!(sizes.iter().all(|s| s.keys == 100), "{sizes:?}");
+        // Stored bytes: 8-byte hash prefix + user key + 1-byte value per pair,
+        // "k0".."k399" being 2-4 bytes long.
+        let total = keys.iter().map(|k| k.len() as u64 + 1).sum::<u64>() + 8 * 400;
+        assert_eq!(reader.stored_size().unwrap(), (400, total));
+        // Four equal widths: a quarter each, rounded.
+        assert!(
+            sizes.iter().all(|s| s.bytes.abs_diff(total / 4) <= 1),
+            "{sizes:?} of {total}"
+        );
     }
 
     #[test]

@@ -228,12 +228,12 @@ async fn round(
     let ranges: Vec<pb::RangeLoad> = readings
         .into_iter()
         .zip(counted)
-        .map(|(r, keys)| pb::RangeLoad {
+        .map(|(r, size)| pb::RangeLoad {
             range_id: r.range.id,
             epoch: r.range.epoch,
             ops_per_sec: r.ops_per_sec,
-            bytes: 0,
-            keys,
+            bytes: size.bytes,
+            keys: size.keys,
             sample_keys: r.sample_keys,
         })
         .collect();

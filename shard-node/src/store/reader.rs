@@ -112,10 +112,19 @@ impl KvReader {
         Ok((out, more))
     }
 
-    /// Number of pairs the group holds.
+    /// Number of pairs the group holds (O(1): redb keeps table lengths).
     pub fn key_count(&self) -> Result<u64, StoreError> {
         let txn = self.read_txn()?;
         Ok(txn.open_table(tables::KV)?.len()?)
+    }
+
+    /// Number of pairs the group holds, and the bytes of their stored keys
+    /// and values, from one read. The bytes come from redb's table stats,
+    /// which walk every page of the table.
+    pub fn stored_size(&self) -> Result<(u64, u64), StoreError> {
+        let txn = self.read_txn()?;
+        let kv = txn.open_table(tables::KV)?;
+        Ok((kv.len()?, kv.stats()?.stored_bytes()))
     }
 
     /// The group's ranges, by id.
