@@ -9,21 +9,32 @@
 //! limit; its deadline is the TTL per chunk. The pool is also what a member
 //! uses for its other member-to-member calls (joining, forwarding a write to
 //! the leader).
+//!
+//! Replication uses one `StreamAppend` stream per replication session
+//! (openraft's `stream_append`), so a leader keeps several AppendEntries in
+//! flight to a follower instead of waiting for each answer; the stream fails
+//! when a request waits longer than openraft's soft TTL for its answer. A
+//! peer without `StreamAppend` (an older version, during a rolling upgrade)
+//! answers `Unimplemented`; its client then replicates one request at a time
+//! over `AppendEntries`.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::marker::PhantomData;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use std::future::Future;
+use futures::{Stream, StreamExt};
+use openraft::base::{BoxFuture, BoxStream};
 
 use openraft::errors::{
     Fatal, NetworkError, RPCError, RaftError, ReplicationClosed, StreamingError, Unreachable,
 };
-use openraft::network::{RPCOption, RaftNetworkFactory, RaftNetworkV2};
+use openraft::network::{stream_append_sequential, RPCOption, RaftNetworkFactory, RaftNetworkV2};
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest,
-    TransferLeaderResponse, VoteRequest, VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, StreamAppendResult,
+    TransferLeaderRequest, TransferLeaderResponse, VoteRequest, VoteResponse,
 };
 use openraft::{BasicNode, OptionalSend};
 use serde::de::DeserializeOwned;
@@ -103,6 +114,7 @@ impl<C: RaftTypes> RaftNetworkFactory<C> for RaftNetworkFactoryImpl<C> {
             target,
             addr: node.addr.clone(),
             pool: self.pool.clone(),
+            streaming: true,
             _types: PhantomData,
         }
     }
@@ -114,6 +126,8 @@ pub struct PeerClient<C> {
     target: NodeId,
     addr: String,
     pool: ChannelPool,
+    /// False once the peer answered `StreamAppend` with `Unimplemented`.
+    streaming: bool,
     _types: PhantomData<fn() -> C>,
 }
 
@@ -134,6 +148,9 @@ enum CallError {
     },
     #[error("encode request: {0}")]
     Encode(postcard::Error),
+    /// A replication request got no answer within the deadline.
+    #[error("no answer from {addr} within {after:?}")]
+    Timeout { addr: String, after: Duration },
     /// The peer's Raft answered with an error (it is stopped or stopping).
     #[error("peer {target} at {addr} failed: {reason}")]
     Remote {
@@ -151,7 +168,7 @@ impl CallError {
         match self {
             CallError::Connect { .. } | CallError::Remote { .. } => true,
             CallError::Status { status, .. } => status.code() == tonic::Code::Unavailable,
-            CallError::Decode { .. } | CallError::Encode(_) => false,
+            CallError::Decode { .. } | CallError::Encode(_) | CallError::Timeout { .. } => false,
         }
     }
 
@@ -271,6 +288,135 @@ impl<C: RaftTypes> PeerClient<C> {
     }
 }
 
+impl<C: RaftTypes> PeerClient<C> {
+    /// Opens a `StreamAppend` stream that carries `input` and returns the
+    /// peer's answers, decoded, in request order.
+    async fn open_stream<S>(
+        &self,
+        input: S,
+        ttl: Duration,
+    ) -> Result<BoxStream<'static, Result<StreamAppendResult<C>, RPCError<C>>>, CallError>
+    where
+        S: Stream<Item = AppendEntriesRequest<C>> + Send + Unpin + 'static,
+    {
+        let group_id = self.group_id;
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        let sent = in_flight.clone();
+        let requests = input
+            .map(|request| postcard::to_allocvec(&request))
+            .take_while(|encoded| {
+                if let Err(error) = encoded {
+                    tracing::error!(%error, "cannot encode an AppendEntries request; ending the replication stream");
+                }
+                futures::future::ready(encoded.is_ok())
+            })
+            .filter_map(move |encoded| {
+                let message = encoded.ok().map(|payload| {
+                    sent.fetch_add(1, Ordering::AcqRel);
+                    RaftMessage { group_id, payload }
+                });
+                futures::future::ready(message)
+            });
+        let mut client = self.client()?;
+        let opened = tokio::time::timeout(ttl, client.stream_append(tonic::Request::new(requests)))
+            .await
+            .map_err(|_| CallError::Timeout {
+                addr: self.addr.clone(),
+                after: ttl,
+            })?
+            .map_err(|status| CallError::Status {
+                addr: self.addr.clone(),
+                status,
+            })?;
+        let answers = Answers {
+            inbound: opened.into_inner(),
+            in_flight,
+            ttl,
+            target: self.target,
+            addr: self.addr.clone(),
+            _types: PhantomData,
+        };
+        Ok(Box::pin(futures::stream::unfold(
+            Some(answers),
+            |state| async move {
+                let mut answers = state?;
+                match answers.next().await? {
+                    Ok(answer) => {
+                        // openraft's stream ends after a refusal (conflict,
+                        // higher vote); so does this one.
+                        let go_on = answer.is_ok();
+                        Some((Ok(answer), go_on.then_some(answers)))
+                    }
+                    Err(e) => Some((Err(e.into_rpc()), None)),
+                }
+            },
+        )))
+    }
+}
+
+/// The answer side of one `StreamAppend` stream.
+struct Answers<C> {
+    inbound: tonic::Streaming<RaftMessage>,
+    /// Requests sent and not yet answered.
+    in_flight: Arc<AtomicUsize>,
+    /// Longest wait for an answer while a request is outstanding.
+    ttl: Duration,
+    target: NodeId,
+    addr: String,
+    _types: PhantomData<fn() -> C>,
+}
+
+impl<C: RaftTypes> Answers<C> {
+    /// The next answer; `None` when the peer ended the stream. Waiting is
+    /// unbounded while nothing is in flight, and fails after `ttl` without
+    /// an answer while a request is.
+    async fn next(&mut self) -> Option<Result<StreamAppendResult<C>, CallError>> {
+        let received = loop {
+            let waiting = self.in_flight.load(Ordering::Acquire) > 0;
+            match tokio::time::timeout(self.ttl, self.inbound.message()).await {
+                Ok(received) => break received,
+                Err(_) if waiting => {
+                    return Some(Err(CallError::Timeout {
+                        addr: self.addr.clone(),
+                        after: self.ttl,
+                    }))
+                }
+                Err(_) => continue,
+            }
+        };
+        let message = match received {
+            Ok(Some(message)) => message,
+            Ok(None) => return None,
+            Err(status) => {
+                return Some(Err(CallError::Status {
+                    addr: self.addr.clone(),
+                    status,
+                }))
+            }
+        };
+        let _ = self
+            .in_flight
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                Some(n.saturating_sub(1))
+            });
+        let decoded: Result<StreamAppendResult<C>, Fatal<C>> =
+            match postcard::from_bytes(&message.payload) {
+                Ok(decoded) => decoded,
+                Err(source) => {
+                    return Some(Err(CallError::Decode {
+                        addr: self.addr.clone(),
+                        source,
+                    }))
+                }
+            };
+        Some(decoded.map_err(|fatal| CallError::Remote {
+            target: self.target,
+            addr: self.addr.clone(),
+            reason: fatal.to_string(),
+        }))
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 enum Method {
     Append,
@@ -280,6 +426,32 @@ enum Method {
 
 impl<C: RaftTypes> RaftNetworkV2<C> for PeerClient<C> {
     type SnapshotData = SnapshotData;
+
+    fn stream_append<'s, S>(
+        &'s mut self,
+        input: S,
+        option: RPCOption,
+    ) -> BoxFuture<'s, Result<BoxStream<'s, Result<StreamAppendResult<C>, RPCError<C>>>, RPCError<C>>>
+    where
+        S: Stream<Item = AppendEntriesRequest<C>> + OptionalSend + Unpin + 'static,
+    {
+        if !self.streaming {
+            return stream_append_sequential(self, input, option);
+        }
+        Box::pin(async move {
+            match self.open_stream(input, option.soft_ttl()).await {
+                Ok(answers) => Ok(answers),
+                Err(CallError::Status { status, addr })
+                    if status.code() == tonic::Code::Unimplemented =>
+                {
+                    tracing::warn!(target = self.target, %addr, "peer has no StreamAppend; replicating one request at a time");
+                    self.streaming = false;
+                    Err(CallError::Status { status, addr }.into_rpc())
+                }
+                Err(e) => Err(e.into_rpc()),
+            }
+        })
+    }
 
     async fn append_entries(
         &mut self,

@@ -6,7 +6,20 @@
 //! for snapshot and leader transfer), so remote errors cross the wire typed.
 //! A snapshot arrives as a stream (header, then chunks; see
 //! `crate::network`), is reassembled in memory and installed whole.
+//!
+//! Replication arrives on `StreamAppend`: a stream of AppendEntries requests
+//! handed to openraft's pipelined `Raft::stream_append`, whose answers go
+//! back in request order, each the postcard encoding of
+//! `Result<StreamAppendResult, Fatal>`. A message that cannot be decoded (or
+//! belongs to another group) ends the input; the answers to the requests
+//! before it are still sent, then the stream ends with its error status.
 
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+
+use futures::Stream;
+use openraft::errors::Fatal;
+use openraft::raft::{AppendEntriesRequest, StreamAppendResult};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use shardline_proto::limits::MAX_MESSAGE_BYTES;
@@ -50,17 +63,65 @@ impl<C: RaftTypes> RaftService<C> {
     }
 
     fn encode<T: Serialize>(&self, reply: &T) -> Result<Response<RaftMessage>, Status> {
-        let payload = postcard::to_allocvec(reply)
-            .map_err(|e| Status::internal(format!("encode raft reply: {e}")))?;
-        Ok(Response::new(RaftMessage {
-            group_id: self.group_id,
-            payload,
-        }))
+        encode_message(self.group_id, reply).map(Response::new)
     }
 }
 
+/// `reply` as a message of `group_id`.
+fn encode_message<T: Serialize>(group_id: u64, reply: &T) -> Result<RaftMessage, Status> {
+    let payload = postcard::to_allocvec(reply)
+        .map_err(|e| Status::internal(format!("encode raft reply: {e}")))?;
+    Ok(RaftMessage { group_id, payload })
+}
+
+/// The answers of a `StreamAppend` call.
+pub type AnswerStream = Pin<Box<dyn Stream<Item = Result<RaftMessage, Status>> + Send + 'static>>;
+
 #[tonic::async_trait]
 impl<C: RaftTypes> RaftTransport for RaftService<C> {
+    type StreamAppendStream = AnswerStream;
+
+    async fn stream_append(
+        &self,
+        request: Request<Streaming<RaftMessage>>,
+    ) -> Result<Response<AnswerStream>, Status> {
+        let group_id = self.group_id;
+        // The first bad input message: it ends the input, and the answers
+        // end with it once the requests before it are answered.
+        let failure: Arc<Mutex<Option<Status>>> = Arc::default();
+        let record = failure.clone();
+        let requests = request
+            .into_inner()
+            .map(move |item| -> Result<AppendEntriesRequest<C>, Status> {
+                let msg = item?;
+                if msg.group_id != group_id {
+                    return Err(Status::failed_precondition(format!(
+                        "raft message for group {} reached a member of group {group_id}",
+                        msg.group_id
+                    )));
+                }
+                postcard::from_bytes(&msg.payload)
+                    .map_err(|e| Status::invalid_argument(format!("bad raft payload: {e}")))
+            })
+            .take_while(move |decoded| {
+                if let Err(status) = decoded {
+                    tracing::warn!(%status, "replication stream input refused");
+                    *record.lock().unwrap_or_else(|p| p.into_inner()) = Some(status.clone());
+                }
+                decoded.is_ok()
+            })
+            .filter_map(Result::ok);
+        let answers = self.raft.stream_append(requests).map(move |answer| {
+            let answer: Result<StreamAppendResult<C>, Fatal<C>> = answer;
+            encode_message(group_id, &answer)
+        });
+        let refusal = futures::stream::once(async move {
+            failure.lock().unwrap_or_else(|p| p.into_inner()).take()
+        })
+        .filter_map(|status| status.map(Err));
+        Ok(Response::new(Box::pin(answers.chain(refusal))))
+    }
+
     async fn append_entries(
         &self,
         request: Request<RaftMessage>,
