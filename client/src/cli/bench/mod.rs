@@ -153,6 +153,9 @@ pub async fn run(ctx: &Context, a: BenchArgs) -> anyhow::Result<Report> {
             let mut rng = StdRng::seed_from_u64(seed.wrapping_add(i as u64));
             let value = make_value(&mut rng, value_size);
             let (mut reads, mut writes) = (Recorder::default(), Recorder::default());
+            // The last failure of an operation begun in the warmup: reported
+            // if nothing finishes in the measured window.
+            let mut warmup_error = None;
             loop {
                 let read = is_read(&mut rng, read_ratio);
                 let key = key_name(chooser.next_index(&mut rng));
@@ -166,6 +169,9 @@ pub async fn run(ctx: &Context, a: BenchArgs) -> anyhow::Result<Report> {
                     handle.put(key.as_bytes(), &value).await
                 };
                 if t0 < measure_from {
+                    if let Err(e) = result {
+                        warmup_error = Some(e.to_string());
+                    }
                     continue;
                 }
                 let rec = if read { &mut reads } else { &mut writes };
@@ -174,20 +180,32 @@ pub async fn run(ctx: &Context, a: BenchArgs) -> anyhow::Result<Report> {
                     Err(e) => rec.error(|| e),
                 }
             }
-            (reads, writes)
+            (reads, writes, warmup_error)
         });
     }
     let (mut reads, mut writes) = (Recorder::default(), Recorder::default());
+    let mut warmup_error = None;
     while let Some(r) = workers.join_next().await {
-        let (r, w) = r.context("bench worker panicked")?;
+        let (r, w, e) = r.context("bench worker panicked")?;
         reads.merge(&r);
         writes.merge(&w);
+        warmup_error = warmup_error.or(e);
     }
     // Operations started before `end` may finish after it; count the
     // measured window as ending when the last one did.
     let seconds = (Instant::now().max(end) - measure_from).as_secs_f64();
     let mut total = reads.clone();
     total.merge(&writes);
+    if total.ops() + total.errors == 0 {
+        // Every operation of the window was still running at its end (or
+        // the window was shorter than one operation): a report of 0 ops/s
+        // and no errors would hide why.
+        let why = match warmup_error {
+            Some(e) => format!("; an operation begun in the warmup failed: {e}"),
+            None => String::new(),
+        };
+        anyhow::bail!("no operation finished in the measured window ({seconds:.1} s){why}");
+    }
     let report = BenchReport {
         target: a.target,
         endpoints,
@@ -268,4 +286,59 @@ fn name<T: ValueEnum>(v: &T) -> String {
     v.to_possible_value()
         .map(|p| p.get_name().to_string())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::OutputFormat;
+
+    fn args(warmup: Duration, duration: Duration) -> BenchArgs {
+        BenchArgs {
+            workload: Workload::Put,
+            read_ratio: 0.5,
+            keys: 10,
+            value_size: 8,
+            concurrency: 1,
+            duration,
+            warmup,
+            distribution: KeyDistribution::Uniform,
+            zipf_exponent: 0.99,
+            preload: false,
+            target: TargetKind::Shardline,
+            seed: Some(1),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_window_where_nothing_finishes_is_an_error_naming_the_warmup_failure() {
+        // A peer that accepts connections and never answers: the first put,
+        // begun in the warmup, fails only at its 1 s deadline, after the
+        // measured window has ended.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let held: Vec<_> = listener.incoming().collect();
+            drop(held);
+        });
+        let ctx = Context {
+            endpoints: Some(addr.to_string()),
+            output: OutputFormat::Json,
+            timeout: Duration::from_secs(1),
+        };
+        let run = run(
+            &ctx,
+            args(Duration::from_millis(200), Duration::from_millis(200)),
+        );
+        let err = tokio::time::timeout(Duration::from_secs(20), run)
+            .await
+            .expect("the bench ends")
+            .expect_err("nothing was measured");
+        let msg = format!("{err:#}");
+        assert!(
+            msg.contains("no operation finished in the measured window"),
+            "{msg}"
+        );
+        assert!(msg.contains("begun in the warmup failed"), "{msg}");
+    }
 }
