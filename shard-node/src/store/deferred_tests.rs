@@ -3,7 +3,7 @@
 //! lost them finds redb at the last written entry (openraft re-applies the
 //! rest from the log).
 
-use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine};
+use openraft::storage::RaftStateMachine;
 use openraft::EntryPayload;
 use redb::ReadableDatabase;
 use shardline_proto::keyspace::PartitionMode;
@@ -120,12 +120,7 @@ async fn snapshots_and_applied_state_include_queued_applies() {
     assert_eq!(applied, Some(log_id(2)));
 
     apply_unanswered(&mut s, vec![put(3, "z", "3")]).await;
-    let snap =
-        s.sm.get_snapshot_builder()
-            .await
-            .build_snapshot()
-            .await
-            .unwrap();
+    let snap = s.sm.snapshot_now().await;
     assert_eq!(snap.meta.last_log_id, Some(log_id(3)));
 
     let (_dir_b, mut b) = fresh();

@@ -72,6 +72,14 @@ impl StateMachineStore {
     pub(crate) fn db(&self) -> &Database {
         self.state.db()
     }
+
+    /// Builds a snapshot of the current state, for tests.
+    #[cfg(test)]
+    pub(crate) async fn snapshot_now(&mut self) -> Snapshot {
+        use openraft::storage::RaftSnapshotBuilder;
+        let mut builder = self.get_snapshot_builder().await;
+        builder.build_snapshot().await.expect("snapshot built")
+    }
 }
 
 /// Idle sessions one proposal expires at most, so expiry never makes one

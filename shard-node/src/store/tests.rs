@@ -7,7 +7,7 @@ use std::path::Path;
 
 use openraft::storage::{RaftLogReader, RaftLogStorage, RaftLogStorageExt, RaftStateMachine};
 use openraft::testing::membership_ent;
-use openraft::{EntryPayload, RaftSnapshotBuilder, StorageHelper};
+use openraft::{EntryPayload, StorageHelper};
 use shardline_proto::keyspace::{KeyRange, PartitionMode};
 use tempfile::TempDir;
 
@@ -390,19 +390,9 @@ async fn snapshot_installed_into_a_fresh_store_reproduces_data_and_sessions() {
         membership_ent::<crate::types::TypeConfig>(1, 1, 53, vec![BTreeSet::from([1, 2, 3])]);
     a.sm.apply_batch(vec![members]).await.unwrap();
 
-    let snap =
-        a.sm.get_snapshot_builder()
-            .await
-            .build_snapshot()
-            .await
-            .unwrap();
+    let snap = a.sm.snapshot_now().await;
     assert_eq!(snap.meta.last_log_id, Some(log_id(1, 1, 53)));
-    let again =
-        a.sm.get_snapshot_builder()
-            .await
-            .build_snapshot()
-            .await
-            .unwrap();
+    let again = a.sm.snapshot_now().await;
     assert_eq!(
         snap.meta, again.meta,
         "a snapshot of unchanged state has the same meta"
@@ -468,12 +458,7 @@ async fn snapshot_installed_into_a_fresh_store_reproduces_data_and_sessions() {
 async fn install_rejects_other_groups_and_corrupted_bytes_without_touching_state() {
     let (_dir_a, mut a) = fresh(PartitionMode::Hash);
     apply(&mut a, 1, vec![plain(put("a", "1"))]).await;
-    let snap =
-        a.sm.get_snapshot_builder()
-            .await
-            .build_snapshot()
-            .await
-            .unwrap();
+    let snap = a.sm.snapshot_now().await;
 
     let dir = tempfile::tempdir().unwrap();
     let mut other = open(&db_path(&dir), GROUP + 1, PartitionMode::Hash).unwrap();
@@ -512,12 +497,7 @@ async fn reopen_keeps_log_vote_data_and_snapshot() {
         s.log.blocking_append(entries.clone()).await.unwrap();
         s.log.save_vote(&vote).await.unwrap();
         s.sm.apply_batch(entries[..2].to_vec()).await.unwrap();
-        let snap =
-            s.sm.get_snapshot_builder()
-                .await
-                .build_snapshot()
-                .await
-                .unwrap();
+        let snap = s.sm.snapshot_now().await;
         // Entries 3 and 4 are committed but not applied when the node
         // "stops"; the committed id is written with the purge that follows.
         s.log.save_committed(Some(log_id(1, 1, 4))).await.unwrap();
@@ -775,12 +755,7 @@ async fn session_times_travel_in_snapshots_and_expire_identically_after_install(
     let (_dir_a, mut a) = fresh(PartitionMode::Hash);
     apply_at(&mut a, 1, 1000, 0, vec![with(1, 1, 0, put("a", "1"))]).await;
     apply_at(&mut a, 2, 2000, 0, vec![with(2, 1, 0, put("b", "1"))]).await;
-    let snap =
-        a.sm.get_snapshot_builder()
-            .await
-            .build_snapshot()
-            .await
-            .unwrap();
+    let snap = a.sm.snapshot_now().await;
 
     let (_dir_b, mut b_store) = fresh(PartitionMode::Hash);
     b_store
