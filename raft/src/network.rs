@@ -286,9 +286,7 @@ impl<C: RaftTypes> PeerClient<C> {
         let reply = client.full_snapshot(request).await;
         self.decode_reply::<Resp, Fatal<C>>(reply)
     }
-}
 
-impl<C: RaftTypes> PeerClient<C> {
     /// Opens a `StreamAppend` stream that carries `input` and returns the
     /// peer's answers, decoded, in request order.
     async fn open_stream<S>(

@@ -47,24 +47,34 @@ impl<C: RaftTypes> RaftService<C> {
     }
 
     fn check_group(&self, msg: &RaftMessage) -> Result<(), Status> {
-        if msg.group_id != self.group_id {
-            return Err(Status::failed_precondition(format!(
-                "raft message for group {} reached a member of group {}",
-                msg.group_id, self.group_id
-            )));
-        }
-        Ok(())
+        check_group(self.group_id, msg)
     }
 
     fn decode<T: DeserializeOwned>(&self, msg: &RaftMessage) -> Result<T, Status> {
-        self.check_group(msg)?;
-        postcard::from_bytes(&msg.payload)
-            .map_err(|e| Status::invalid_argument(format!("bad raft payload: {e}")))
+        decode_message(self.group_id, msg)
     }
 
     fn encode<T: Serialize>(&self, reply: &T) -> Result<Response<RaftMessage>, Status> {
         encode_message(self.group_id, reply).map(Response::new)
     }
+}
+
+/// Refuses a message tagged with another group than `group_id`.
+fn check_group(group_id: u64, msg: &RaftMessage) -> Result<(), Status> {
+    if msg.group_id != group_id {
+        return Err(Status::failed_precondition(format!(
+            "raft message for group {} reached a member of group {group_id}",
+            msg.group_id
+        )));
+    }
+    Ok(())
+}
+
+/// The payload of a message of `group_id`.
+fn decode_message<T: DeserializeOwned>(group_id: u64, msg: &RaftMessage) -> Result<T, Status> {
+    check_group(group_id, msg)?;
+    postcard::from_bytes(&msg.payload)
+        .map_err(|e| Status::invalid_argument(format!("bad raft payload: {e}")))
 }
 
 /// `reply` as a message of `group_id`.
@@ -93,15 +103,7 @@ impl<C: RaftTypes> RaftTransport for RaftService<C> {
         let requests = request
             .into_inner()
             .map(move |item| -> Result<AppendEntriesRequest<C>, Status> {
-                let msg = item?;
-                if msg.group_id != group_id {
-                    return Err(Status::failed_precondition(format!(
-                        "raft message for group {} reached a member of group {group_id}",
-                        msg.group_id
-                    )));
-                }
-                postcard::from_bytes(&msg.payload)
-                    .map_err(|e| Status::invalid_argument(format!("bad raft payload: {e}")))
+                decode_message(group_id, &item?)
             })
             .take_while(move |decoded| {
                 if let Err(status) = decoded {
