@@ -18,8 +18,9 @@
 //! new, so the TTL must exceed how long any client keeps retrying one write
 //! (the client's retries are bounded by seconds; the default TTL is an hour).
 
-use redb::{ReadableTable, Table};
+use std::ops::Bound;
 
+use super::staged::Layer;
 use crate::types::{Applied, Session};
 use shardline_raft::store::codec::{decode, encode};
 use shardline_raft::store::StoreError;
@@ -42,12 +43,13 @@ pub(crate) enum Verdict {
     Expired { floor: u64 },
 }
 
-/// The session tables, open in the apply transaction.
-pub(crate) struct DedupTables<'txn> {
-    pub results: Table<'txn, &'static [u8], &'static [u8]>,
-    pub floors: Table<'txn, &'static [u8], u64>,
-    pub seen: Table<'txn, &'static [u8], u64>,
-    pub expiry: Table<'txn, &'static [u8], ()>,
+/// The session tables as the apply path sees them (staged changes over
+/// redb, see [`super::staged`]).
+pub(crate) struct DedupTables<'a> {
+    pub results: Layer<'a, &'static [u8]>,
+    pub floors: Layer<'a, u64>,
+    pub seen: Layer<'a, u64>,
+    pub expiry: Layer<'a, ()>,
 }
 
 /// The expiry index key of a client last seen at `seen_ms`.
@@ -71,7 +73,7 @@ impl DedupTables<'_> {
     pub(crate) fn check(&self, session: &Session) -> Result<Verdict, StoreError> {
         let key = dedup_key(&session.client_id, session.seq);
         if let Some(stored) = self.results.get(key.as_slice())? {
-            return Ok(Verdict::Replay(decode("dedup result", stored.value())?));
+            return Ok(Verdict::Replay(decode("dedup result", &stored)?));
         }
         let floor = self.floor(&session.client_id)?;
         if session.seq < floor {
@@ -86,18 +88,18 @@ impl DedupTables<'_> {
     pub(crate) fn record(&mut self, session: &Session, result: &Applied) -> Result<(), StoreError> {
         let key = dedup_key(&session.client_id, session.seq);
         let bytes = encode("dedup result", result)?;
-        self.results.insert(key.as_slice(), bytes.as_slice())?;
+        self.results.insert(key.as_slice(), bytes);
 
         let floor = self.floor(&session.client_id)?;
         if session.ack_below <= floor {
             return Ok(());
         }
         self.floors
-            .insert(session.client_id.as_slice(), session.ack_below)?;
+            .insert(session.client_id.as_slice(), session.ack_below);
         let low = dedup_key(&session.client_id, 0);
         let high = dedup_key(&session.client_id, session.ack_below);
         self.results
-            .retain_in::<&[u8], _>(low.as_slice()..high.as_slice(), |_, _| false)?;
+            .remove_range(Bound::Included(&low), Bound::Excluded(&high))?;
         Ok(())
     }
 
@@ -111,17 +113,17 @@ impl DedupTables<'_> {
         now_ms: u64,
         resolution_ms: u64,
     ) -> Result<(), StoreError> {
-        let previous = self.seen.get(client_id.as_slice())?.map(|g| g.value());
+        let previous = self.seen.get(client_id.as_slice())?;
         if previous.is_some_and(|p| now_ms.saturating_sub(p) < resolution_ms.max(1)) {
             return Ok(());
         }
-        self.seen.insert(client_id.as_slice(), now_ms)?;
+        self.seen.insert(client_id.as_slice(), now_ms);
         if let Some(previous) = previous {
             self.expiry
                 .remove(expiry_key(previous, client_id).as_slice())?;
         }
         self.expiry
-            .insert(expiry_key(now_ms, client_id).as_slice(), ())?;
+            .insert(expiry_key(now_ms, client_id).as_slice(), ());
         Ok(())
     }
 
@@ -130,11 +132,7 @@ impl DedupTables<'_> {
     /// The bound keeps one apply short; the rest go with later proposals.
     pub(crate) fn expire(&mut self, cutoff_ms: u64, max: usize) -> Result<usize, StoreError> {
         let end = expiry_key(cutoff_ms, &[0u8; CLIENT_ID_LEN]);
-        let mut idle = Vec::new();
-        for item in self.expiry.range::<&[u8]>(..end.as_slice())?.take(max) {
-            let (key, _) = item?;
-            idle.push(key.value().to_vec());
-        }
+        let idle = self.expiry.keys_below(&end, max)?;
         for key in &idle {
             let client_id = &key[8..];
             self.expiry.remove(key.as_slice())?;
@@ -145,7 +143,7 @@ impl DedupTables<'_> {
             let mut high = [0xffu8; DEDUP_KEY_LEN];
             high[..CLIENT_ID_LEN].copy_from_slice(client_id);
             self.results
-                .retain_in::<&[u8], _>(low.as_slice()..=high.as_slice(), |_, _| false)?;
+                .remove_range(Bound::Included(&low), Bound::Included(&high))?;
         }
         if !idle.is_empty() {
             tracing::debug!(
@@ -158,10 +156,6 @@ impl DedupTables<'_> {
     }
 
     fn floor(&self, client_id: &[u8; 16]) -> Result<u64, StoreError> {
-        Ok(self
-            .floors
-            .get(client_id.as_slice())?
-            .map(|g| g.value())
-            .unwrap_or(0))
+        Ok(self.floors.get(client_id.as_slice())?.unwrap_or(0))
     }
 }

@@ -1,30 +1,30 @@
 //! [`AppliedState`]: the state machine as openraft counts it applied, i.e.
-//! what redb holds plus the committed entries queued but not written yet
-//! (deferred), so that a follower's applies stay off its log fsyncs. The
+//! what redb holds plus the changes of applies staged in memory and not
+//! written yet ([`Staged`]), so that applies stay off the log's fsyncs. The
 //! state machine, the snapshot builder and [`super::KvReader`] share one
 //! handle, which also carries the redb file and the partition mode.
 //!
 //! Why: the log and the state machine share one redb file, and a durable log
 //! append flushes every page that the (non-durable) applies since the
-//! previous append dirtied. A follower answers nobody from its applies, so it
-//! queues them here and writes up to [`MAX_ENTRIES`] entries (or
-//! [`MAX_BYTES`] of payload) in one transaction: the state machine's pages
-//! ride along with one append in that many instead of with every append.
+//! previous append dirtied: with one put per append (concurrency 1), a
+//! leader's append cost the kv, dedup and meta pages of the previous put
+//! on top of its own (about 19 page writes instead of 10). Applies are
+//! therefore computed against the staged changes laid over redb and
+//! written, up to [`MAX_ENTRIES`] entries (or [`MAX_BYTES`] of payload), in
+//! one transaction: the state machine's pages ride along with one append in
+//! that many instead of with every append. The answers do not wait for
+//! that write; they are computed by the same logic over the same state.
 //!
-//! What keeps every read exact:
-//! - only entries without a responder are queued (nobody waits for their
-//!   results), and only while the queue stays within its bounds;
-//! - an apply that answers someone writes the queue first, in the same
-//!   transaction and in log order, so its results see every earlier entry;
-//! - every read of the state machine ([`super::KvReader`], building or
-//!   installing a snapshot, openraft's `applied_state`) calls
-//!   [`AppliedState::settle`] first ([`AppliedState::read_txn`] does), which
-//!   writes the queue.
+//! What keeps every read exact: reads of user data lay the staged changes
+//! over redb ([`AppliedState::kv_view`]); every other read of redb's
+//! state-machine tables (key counts, building or installing a snapshot,
+//! openraft's `applied_state`) calls [`AppliedState::settle`] first
+//! ([`AppliedState::read_txn`] does), which writes the staged changes.
 //!
 //! Crash safety is that of any non-durable apply (see
-//! `state_machine::apply_entries`): queued entries are committed, so they are
+//! `state_machine::apply_entries`): staged entries are committed, so they are
 //! in this node's log, which keeps them until a snapshot covers them, and a
-//! snapshot is built only after the queue is settled. After a restart
+//! snapshot is built only after the changes are written. After a restart
 //! openraft re-applies them from the log.
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -35,36 +35,41 @@ use redb::{Database, ReadTransaction, ReadableDatabase};
 use shardline_proto::keyspace::PartitionMode;
 use shardline_raft::store::StoreError;
 
-use super::state_machine::apply_entries;
-use crate::types::{Applied, Entry};
+use shardline_raft::store::applied::LAST_APPLIED;
+use shardline_raft::store::get_record;
 
-/// Most entries queued before the queue is written.
+use super::staged::{Changes, Staged};
+use super::state_machine::apply_entries;
+use super::tables;
+use crate::types::{Applied, Entry, LogId};
+
+/// Most entries staged before the changes are written.
 pub(crate) const MAX_ENTRIES: usize = 64;
-/// Most payload bytes (keys and values) queued before the queue is written.
-/// Writing the queue holds redb's write lock, which the log writer waits
-/// for, so the bound keeps that pause short (a few hundred writes): with
-/// 8 MiB, put p99 at concurrency 256 went from 43 to 141 ms.
+/// Most payload bytes (keys and values) staged before the changes are
+/// written. Writing holds redb's write lock, which the log writer waits for,
+/// so the bound keeps that pause short (a few hundred writes): with 8 MiB,
+/// put p99 at concurrency 256 went from 43 to 141 ms.
 pub(crate) const MAX_BYTES: usize = 128 * 1024;
 
-/// One node's applied state: its redb file, partition mode and deferred
-/// queue.
+/// One node's applied state: its redb file, partition mode and staged
+/// changes.
 pub(crate) struct AppliedState {
     db: Arc<Database>,
     /// Maps user keys to storage keys.
     mode: PartitionMode,
-    queue: Mutex<Queue>,
-    /// True while the queue may hold entries: set when entries are queued,
-    /// cleared once they are committed to redb (both under the lock), so a
+    pending: Mutex<Pending>,
+    /// True while changes may be staged: set when an apply stages them,
+    /// cleared once they are written to redb (both under the lock), so a
     /// reader that sees `false` has nothing to wait for.
-    pending: AtomicBool,
+    staged: AtomicBool,
 }
 
 #[derive(Default)]
-struct Queue {
-    entries: Vec<Entry>,
-    bytes: usize,
-    /// A write of queued entries failed: they are lost from memory, so reads
-    /// must fail rather than miss them (openraft stops on the same error).
+struct Pending {
+    changes: Staged,
+    /// An apply or a write of staged changes failed: the applied state in
+    /// memory is lost or partial, so applies and reads must fail rather than
+    /// miss it (openraft stops on the same error).
     failed: bool,
 }
 
@@ -73,12 +78,12 @@ impl AppliedState {
         AppliedState {
             db,
             mode,
-            queue: Mutex::default(),
-            pending: AtomicBool::new(false),
+            pending: Mutex::default(),
+            staged: AtomicBool::new(false),
         }
     }
 
-    /// The redb file; read through [`Self::read_txn`] to see deferred applies.
+    /// The redb file; read through [`Self::read_txn`] to see staged applies.
     pub(crate) fn db(&self) -> &Arc<Database> {
         &self.db
     }
@@ -87,80 +92,112 @@ impl AppliedState {
         self.mode
     }
 
-    fn lock(&self) -> MutexGuard<'_, Queue> {
-        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> MutexGuard<'_, Pending> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Queues `entries` (none of which has a responder) if the queue stays
-    /// within its bounds; otherwise hands them back to be applied now.
-    pub(crate) fn try_defer(&self, entries: Vec<Entry>) -> Result<(), Vec<Entry>> {
-        let mut queue = self.lock();
-        let bytes: usize = entries.iter().map(payload_bytes).sum();
-        if queue.failed
-            || queue.entries.len() + entries.len() > MAX_ENTRIES
-            || queue.bytes + bytes > MAX_BYTES
-        {
-            return Err(entries);
+    /// Applies `entries` over the staged changes and returns their results
+    /// (one list per entry); writes the changes once they exceed the bounds.
+    pub(crate) fn apply(&self, entries: Vec<Entry>) -> Result<Vec<Vec<Applied>>, StoreError> {
+        let mut pending = self.lock();
+        if pending.failed {
+            return Err(StoreError::DeferredLost);
         }
-        queue.entries.extend(entries);
-        queue.bytes += bytes;
-        self.pending.store(true, Ordering::Release);
+        let count = entries.len();
+        let bytes: usize = entries.iter().map(payload_bytes).sum();
+        let results = match apply_entries(&self.db, self.mode, &mut pending.changes, entries) {
+            Ok(results) => results,
+            Err(e) => {
+                // Part of the batch may be staged: readers must see the
+                // failure (the flag sends them to the lock), not a guess.
+                pending.failed = true;
+                self.staged.store(true, Ordering::Release);
+                return Err(e);
+            }
+        };
+        pending.changes.entries += count;
+        pending.changes.bytes += bytes;
+        self.staged.store(true, Ordering::Release);
+        if pending.changes.entries > MAX_ENTRIES || pending.changes.bytes > MAX_BYTES {
+            self.write(&mut pending)?;
+        }
+        Ok(results)
+    }
+
+    /// Writes the staged changes to redb (under the lock).
+    fn write(&self, pending: &mut Pending) -> Result<(), StoreError> {
+        if !pending.changes.is_empty() {
+            if let Err(e) = pending.changes.write(&self.db) {
+                pending.failed = true;
+                return Err(e);
+            }
+            tracing::trace!(entries = pending.changes.entries, "wrote staged applies");
+            pending.changes = Staged::default();
+        }
+        self.staged.store(false, Ordering::Release);
         Ok(())
     }
 
-    /// Applies the queue, then `entries`, in one transaction, and returns
-    /// the results of `entries` (one list per entry).
-    pub(crate) fn apply_after_queue(
-        &self,
-        entries: Vec<Entry>,
-    ) -> Result<Vec<Vec<Applied>>, StoreError> {
-        let mut queue = self.lock();
-        if queue.failed {
-            return Err(StoreError::DeferredLost);
-        }
-        let mut all = std::mem::take(&mut queue.entries);
-        queue.bytes = 0;
-        let queued = all.len();
-        if queued == 0 && entries.is_empty() {
-            self.pending.store(false, Ordering::Release);
-            return Ok(Vec::new());
-        }
-        all.extend(entries);
-        match apply_entries(&self.db, self.mode, all) {
-            Ok(mut results) => {
-                self.pending.store(false, Ordering::Release);
-                if queued > 0 {
-                    tracing::trace!(queued, "wrote deferred applies");
-                }
-                Ok(results.split_off(queued))
-            }
-            Err(e) => {
-                queue.failed = true;
-                Err(e)
-            }
-        }
-    }
-
-    /// Writes the queue, if anything is queued, so that a read of redb sees
+    /// Writes the staged changes, if any, so that a read of redb sees
     /// everything openraft counts as applied.
     pub(crate) fn settle(&self) -> Result<(), StoreError> {
-        if !self.pending.load(Ordering::Acquire) {
+        if !self.staged.load(Ordering::Acquire) {
             return Ok(());
         }
-        self.apply_after_queue(Vec::new()).map(drop)
+        let mut pending = self.lock();
+        if pending.failed {
+            return Err(StoreError::DeferredLost);
+        }
+        self.write(&mut pending)
     }
 
-    /// A read transaction that sees every applied entry (the queue is
-    /// written first).
+    /// `pick`'s view of the staged kv changes and a redb read transaction,
+    /// taken under the lock so that they belong together: redb's
+    /// state-machine tables change only when staged changes are written
+    /// (under the lock) or a snapshot is installed (after settling). Reads
+    /// of user data lay the first over the second instead of settling, so
+    /// they never wait for redb's write lock.
+    pub(crate) fn kv_view<T>(
+        &self,
+        pick: impl FnOnce(&Changes<&'static [u8]>) -> T,
+    ) -> Result<(T, ReadTransaction), StoreError> {
+        if !self.staged.load(Ordering::Acquire) {
+            // Nothing staged: redb holds every apply so far, and a later
+            // stage or write leaves it a consistent prefix.
+            return Ok((pick(&Changes::default()), self.db.begin_read()?));
+        }
+        let pending = self.lock();
+        if pending.failed {
+            return Err(StoreError::DeferredLost);
+        }
+        let picked = pick(&pending.changes.kv);
+        Ok((picked, self.db.begin_read()?))
+    }
+
+    /// The last applied log id: the staged one, else redb's.
+    pub(crate) fn last_applied(&self) -> Result<Option<LogId>, StoreError> {
+        let pending = self.lock();
+        if pending.failed {
+            return Err(StoreError::DeferredLost);
+        }
+        if let Some(last) = pending.changes.last_applied {
+            return Ok(Some(last));
+        }
+        let txn = self.db.begin_read()?;
+        get_record(&txn.open_table(tables::SM_META)?, LAST_APPLIED)
+    }
+
+    /// A read transaction that sees every applied entry (the staged changes
+    /// are written first).
     pub(crate) fn read_txn(&self) -> Result<ReadTransaction, StoreError> {
         self.settle()?;
         Ok(self.db.begin_read()?)
     }
 
-    /// Entries queued now.
+    /// Entries staged now.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.lock().entries.len()
+        self.lock().changes.entries
     }
 }
 

@@ -1,7 +1,8 @@
-//! Tests of deferred applies: a follower's applies queue up, every read and
-//! every answered apply sees them, snapshots hold them, and a restart that
-//! lost them finds redb at the last written entry (openraft re-applies the
-//! rest from the log).
+//! Tests of deferred applies: applies are staged, every read and every
+//! later apply sees them, staging gives the same answers and state as
+//! writing each apply at once, snapshots hold them, and a restart that lost
+//! them finds redb at the last written entry (openraft re-applies the rest
+//! from the log).
 
 use openraft::storage::RaftStateMachine;
 use openraft::EntryPayload;
@@ -11,7 +12,9 @@ use tempfile::TempDir;
 
 use super::deferred::MAX_ENTRIES;
 use super::{open, tables, OpenedStore};
-use crate::types::{Command, CommandResult, Entry, LogId, Op, TypeConfig};
+use crate::types::{
+    BatchOp, Command, CommandResult, Entry, LogId, Op, Proposal, Session, SessionClock, TypeConfig,
+};
 use shardline_raft::store::applied::LAST_APPLIED;
 use shardline_raft::store::get_record;
 
@@ -57,22 +60,74 @@ fn written_applied(store: &OpenedStore) -> Option<LogId> {
     get_record(&txn.open_table(tables::SM_META).unwrap(), LAST_APPLIED).unwrap()
 }
 
-#[tokio::test]
-async fn unanswered_applies_are_queued_and_a_read_writes_them_first() {
-    let (_dir, mut s) = fresh();
-    apply_unanswered(&mut s, vec![put(1, "a", "1")]).await;
-    apply_unanswered(&mut s, vec![put(2, "b", "2"), put(3, "a", "3")]).await;
-    assert_eq!(s.sm.deferred().len(), 3);
-    assert_eq!(written_applied(&s), None, "nothing written yet");
-
-    assert_eq!(s.reader.get(b"a").unwrap(), Some(b"3".to_vec()));
-    assert_eq!(s.sm.deferred().len(), 0);
-    assert_eq!(written_applied(&s), Some(log_id(3)));
-    assert_eq!(s.reader.get(b"b").unwrap(), Some(b"2".to_vec()));
+fn delete(index: u64, key: &str) -> Entry {
+    entry(index, Op::Delete { key: key.into() })
 }
 
 #[tokio::test]
-async fn an_answered_apply_writes_the_queue_first_and_sees_it() {
+async fn applies_are_staged_reads_see_them_and_key_counts_write_them_first() {
+    let (_dir, mut s) = fresh();
+    apply_unanswered(&mut s, vec![put(1, "a", "1"), put(2, "c", "1")]).await;
+    s.sm.deferred().settle().unwrap();
+    apply_unanswered(&mut s, vec![put(3, "b", "2"), put(4, "a", "3")]).await;
+    apply_unanswered(&mut s, vec![delete(5, "c")]).await;
+    assert_eq!(s.sm.deferred().len(), 3);
+    assert_eq!(written_applied(&s), Some(log_id(2)), "3..5 only staged");
+
+    // Point reads and scans lay the staged changes over redb, unwritten.
+    assert_eq!(s.reader.get(b"a").unwrap(), Some(b"3".to_vec()));
+    assert_eq!(s.reader.get(b"c").unwrap(), None, "staged delete");
+    let (pairs, more) = s.reader.scan(b"", b"", 10).unwrap();
+    assert_eq!(
+        pairs,
+        vec![
+            (b"a".to_vec(), b"3".to_vec()),
+            (b"b".to_vec(), b"2".to_vec())
+        ]
+    );
+    assert!(!more);
+    assert_eq!(s.reader.last_applied().unwrap(), Some(log_id(5)));
+    assert_eq!(s.sm.deferred().len(), 3, "reads wrote nothing");
+
+    assert_eq!(s.reader.key_count().unwrap(), 2);
+    assert_eq!(s.sm.deferred().len(), 0);
+    assert_eq!(written_applied(&s), Some(log_id(5)));
+}
+
+#[tokio::test]
+async fn hash_mode_scans_merge_staged_changes_in_user_key_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = open(&dir.path().join("shard.redb"), GROUP, PartitionMode::Hash).unwrap();
+    let keys = ["k1", "k2", "k3", "k4", "k5"];
+    let written: Vec<Entry> = (1..).zip(keys).map(|(i, k)| put(i, k, "old")).collect();
+    apply_unanswered(&mut s, written).await;
+    s.sm.deferred().settle().unwrap();
+    apply_unanswered(
+        &mut s,
+        vec![put(6, "k0", "new"), put(7, "k3", "new"), delete(8, "k4")],
+    )
+    .await;
+    let (pairs, more) = s.reader.scan(b"k0", b"k5", 3).unwrap();
+    let expected = [("k0", "new"), ("k1", "old"), ("k2", "old")];
+    let expected: Vec<_> = expected
+        .iter()
+        .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()))
+        .collect();
+    assert_eq!((pairs, more), (expected, true));
+    let (pairs, more) = s.reader.scan(b"k3", b"", 10).unwrap();
+    assert_eq!(
+        pairs,
+        vec![
+            (b"k3".to_vec(), b"new".to_vec()),
+            (b"k5".to_vec(), b"old".to_vec())
+        ]
+    );
+    assert!(!more);
+    assert_eq!(s.sm.deferred().len(), 3, "reads wrote nothing");
+}
+
+#[tokio::test]
+async fn an_answered_apply_sees_the_staged_applies_before_it() {
     let (_dir, mut s) = fresh();
     apply_unanswered(&mut s, vec![put(1, "k", "old")]).await;
     let cas = entry(
@@ -92,8 +147,12 @@ async fn an_answered_apply_writes_the_queue_first_and_sees_it() {
             current: Some(b"old".to_vec())
         }
     );
-    assert_eq!(s.sm.deferred().len(), 0);
-    assert_eq!(written_applied(&s), Some(log_id(2)));
+    assert_eq!(
+        s.sm.deferred().len(),
+        2,
+        "answered or not, applies are staged"
+    );
+    assert_eq!(written_applied(&s), None);
     assert_eq!(s.reader.get(b"k").unwrap(), Some(b"new".to_vec()));
 }
 
@@ -144,7 +203,7 @@ async fn queued_applies_lost_in_a_restart_leave_redb_at_the_last_written_entry()
     {
         let mut s = open(&path, GROUP, PartitionMode::Range).unwrap();
         apply_unanswered(&mut s, vec![put(1, "a", "1")]).await;
-        assert_eq!(s.reader.get(b"a").unwrap(), Some(b"1".to_vec()));
+        s.sm.deferred().settle().unwrap();
         apply_unanswered(&mut s, vec![put(2, "b", "2")]).await;
         // Dropped with entry 2 still queued, as a crash would lose it.
     }
@@ -154,4 +213,156 @@ async fn queued_applies_lost_in_a_restart_leave_redb_at_the_last_written_entry()
     assert_eq!(s.reader.get(b"b").unwrap(), None);
     apply_unanswered(&mut s, vec![put(2, "b", "2")]).await;
     assert_eq!(s.reader.get(b"b").unwrap(), Some(b"2".to_vec()));
+}
+
+/// A deterministic pseudo-random sequence (xorshift64).
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+/// `count` proposals mixing every operation, retries of earlier seqs (some
+/// below the client's floor), acknowledgements and a clock that lets
+/// sessions expire, over a few keys so operations interfere.
+fn mixed_workload(count: u64) -> Vec<Entry> {
+    let mut rng = Rng(0x5eed_1234_abcd_0001);
+    let mut next_seq = [1u64; 5];
+    let mut now_ms = 1_000;
+    let key = |rng: &mut Rng| format!("k{}", rng.below(12)).into_bytes();
+    let value = |rng: &mut Rng| format!("v{}", rng.below(4)).into_bytes();
+    (1..=count)
+        .map(|index| {
+            now_ms += rng.below(40);
+            let commands = (0..1 + rng.below(3))
+                .map(|_| {
+                    let client = rng.below(5) as usize;
+                    let seq = if rng.below(6) == 0 && next_seq[client] > 1 {
+                        1 + rng.below(next_seq[client] - 1)
+                    } else {
+                        next_seq[client] += 1;
+                        next_seq[client] - 1
+                    };
+                    let ack_below = seq.saturating_sub(rng.below(4)).max(1);
+                    let op = match rng.below(5) {
+                        0 => Op::Delete { key: key(&mut rng) },
+                        1 => Op::CompareAndSwap {
+                            key: key(&mut rng),
+                            expected: (rng.below(3) > 0).then(|| value(&mut rng)),
+                            new_value: (rng.below(4) > 0).then(|| value(&mut rng)),
+                        },
+                        2 => Op::Batch {
+                            ops: vec![
+                                BatchOp::Put {
+                                    key: key(&mut rng),
+                                    value: value(&mut rng),
+                                },
+                                BatchOp::Delete { key: key(&mut rng) },
+                            ],
+                        },
+                        _ => Op::Put {
+                            key: key(&mut rng),
+                            value: value(&mut rng),
+                        },
+                    };
+                    Command {
+                        session: (rng.below(8) > 0).then_some(Session {
+                            client_id: [client as u8; 16],
+                            seq,
+                            ack_below,
+                        }),
+                        op,
+                    }
+                })
+                .collect();
+            Entry {
+                log_id: log_id(index),
+                payload: EntryPayload::Normal(Proposal {
+                    commands,
+                    clock: SessionClock {
+                        now_ms,
+                        session_ttl_ms: 300,
+                    },
+                }),
+            }
+        })
+        .collect()
+}
+
+/// Every state-machine table, as (table, key, value) bytes.
+fn dump(store: &OpenedStore) -> Vec<(&'static str, Vec<u8>, Vec<u8>)> {
+    use redb::ReadableTable;
+    let txn = store.sm.deferred().read_txn().unwrap();
+    let mut rows = Vec::new();
+    for (name, table) in [("kv", tables::KV), ("dedup", tables::DEDUP)] {
+        for item in txn.open_table(table).unwrap().iter().unwrap() {
+            let (k, v) = item.unwrap();
+            rows.push((name, k.value().to_vec(), v.value().to_vec()));
+        }
+    }
+    for (name, table) in [("floor", tables::DEDUP_FLOOR), ("seen", tables::DEDUP_SEEN)] {
+        for item in txn.open_table(table).unwrap().iter().unwrap() {
+            let (k, v) = item.unwrap();
+            rows.push((name, k.value().to_vec(), v.value().to_be_bytes().to_vec()));
+        }
+    }
+    for item in txn
+        .open_table(tables::DEDUP_EXPIRY)
+        .unwrap()
+        .iter()
+        .unwrap()
+    {
+        rows.push(("expiry", item.unwrap().0.value().to_vec(), Vec::new()));
+    }
+    rows
+}
+
+#[tokio::test]
+async fn staged_applies_answer_and_leave_the_same_state_as_applies_written_at_once() {
+    let entries = mixed_workload(700);
+    let (_dir_a, a) = fresh();
+    let (_dir_b, b) = fresh();
+    let mut rng = Rng(77);
+    let mut rest = entries.as_slice();
+    let mut kinds = std::collections::HashSet::new();
+    let mut replays = 0;
+    while !rest.is_empty() {
+        let take = (1 + rng.below(6) as usize).min(rest.len());
+        let (batch, tail) = rest.split_at(take);
+        rest = tail;
+        // `a` writes after every entry; `b` stages up to the bounds.
+        let mut answers_a = Vec::new();
+        for e in batch {
+            answers_a.extend(a.sm.apply_batch(vec![e.clone()]).await.unwrap());
+            a.sm.deferred().settle().unwrap();
+        }
+        let answers_b = b.sm.apply_batch(batch.to_vec()).await.unwrap();
+        assert_eq!(answers_a, answers_b, "answers up to {:?}", batch[0].log_id);
+        for (e, answers) in batch.iter().zip(&answers_b) {
+            for answer in answers {
+                kinds.insert(std::mem::discriminant(&answer.result));
+                replays += usize::from(answer.index < e.log_id.index);
+            }
+        }
+    }
+    // Every kind of answer occurred: put, delete, cas, batch and duplicates
+    // below the floor; and replays.
+    assert_eq!(kinds.len(), 5, "the workload covers every answer kind");
+    assert!(replays > 10, "retries answered from the session table");
+    assert!(b.sm.deferred().len() > 0, "b ends with staged applies");
+    assert_eq!(
+        a.reader.scan(b"", b"", 100).unwrap(),
+        b.reader.scan(b"", b"", 100).unwrap(),
+        "a scan over staged changes"
+    );
+    let (dump_a, dump_b) = (dump(&a), dump(&b));
+    assert!(dump_a.iter().any(|r| r.0 == "expiry"), "sessions recorded");
+    assert_eq!(dump_a, dump_b);
+    assert_eq!(written_applied(&a), written_applied(&b));
+    assert_eq!(written_applied(&b), Some(log_id(700)));
 }

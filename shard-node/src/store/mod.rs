@@ -17,20 +17,24 @@
 //! - `dedup`: the exactly-once session table.
 //! - `snapshot`: snapshot payload, build ([`SnapshotBuilder`]) and install.
 //! - `reader`: [`KvReader`].
-//! - `deferred`: a follower's applies, queued to stay off its log fsyncs.
+//! - `staged`: applied changes not yet written, read through by the apply
+//!   path.
+//! - `deferred`: when staged changes are written, so applies stay off the
+//!   log's fsyncs.
 //!
 //! # Durability
 //! Log appends, truncation, purge, vote, snapshot build/install and store
 //! creation commit with [`redb::Durability::Immediate`] (fsync before
-//! `commit` returns). The apply transaction and `save_committed` use
-//! [`redb::Durability::None`]; why that is crash-safe is explained on
-//! `state_machine::apply_entries`. Entries that answer nobody (a follower's)
-//! are written in batches (`deferred`), and every read settles them first.
+//! `commit` returns). Applies are staged in memory and written in batches
+//! (`deferred`) with [`redb::Durability::None`], like `save_committed`; why
+//! that is crash-safe is explained on `state_machine::apply_entries`. Every
+//! read settles the staged changes first.
 
 mod dedup;
 mod deferred;
 mod reader;
 mod snapshot;
+mod staged;
 mod state_machine;
 mod tables;
 

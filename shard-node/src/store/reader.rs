@@ -2,23 +2,24 @@
 //!
 //! Each call runs in its own redb read transaction (MVCC: never blocked by
 //! the apply path) and sees a consistent state as of some applied log index,
-//! at least everything applied when the call began: applies a follower
-//! deferred are written first (see [`super::deferred`]), the only time a
-//! read waits for redb's write lock. Linearizability is the caller's job
-//! (read index / lease before reading here).
+//! at least everything applied when the call began: `get` and `scan` lay the
+//! staged applies over it (see [`super::deferred`]); key counts and sizes
+//! write them first, the only time a read waits for redb's write lock.
+//! Linearizability is the caller's job (read index / lease before reading
+//! here).
 
 use std::collections::BinaryHeap;
 use std::ops::Bound;
 use std::sync::Arc;
 
-use redb::{ReadableTable, ReadableTableMetadata};
+use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
 use shardline_proto::keyspace::{KeyRange, PartitionMode};
 
-use shardline_raft::store::applied::LAST_APPLIED;
 use shardline_raft::store::codec::decode;
-use shardline_raft::store::{get_record, StoreError};
+use shardline_raft::store::StoreError;
 
 use super::deferred::AppliedState;
+use super::staged::merge;
 use super::tables;
 use crate::types::LogId;
 
@@ -43,9 +44,12 @@ impl KvReader {
 
     /// The value of user key `key`.
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        let txn = self.read_txn()?;
-        let kv = txn.open_table(tables::KV)?;
         let storage_key = self.state.mode().storage_key(key);
+        let (staged, txn) = self.state.kv_view(|kv| kv.get(&storage_key))?;
+        if let Some(value) = staged {
+            return Ok(value);
+        }
+        let kv = txn.open_table(tables::KV)?;
         Ok(kv.get(storage_key.as_slice())?.map(|g| g.value().to_vec()))
     }
 
@@ -61,26 +65,25 @@ impl KvReader {
         if !end.is_empty() && start >= end {
             return Ok((Vec::new(), false));
         }
-        let txn = self.read_txn()?;
-        let kv = txn.open_table(tables::KV)?;
         let in_range = |key: &[u8]| key >= start && (end.is_empty() || key < end);
+        let mode = self.state.mode();
 
-        if self.state.mode().is_ordered() {
+        if mode.is_ordered() {
             let upper = if end.is_empty() {
                 Bound::Unbounded
             } else {
                 Bound::Excluded(end)
             };
+            let range = (Bound::Included(start), upper);
+            let (staged, txn) = self.state.kv_view(|kv| kv.copy_range(range.0, range.1))?;
+            let kv = txn.open_table(tables::KV)?;
             let mut out = Vec::new();
-            for item in kv.range::<&[u8]>((Bound::Included(start), upper))? {
+            for item in merge(owned(kv.range::<&[u8]>(range)?), staged.into_iter()) {
                 let (k, v) = item?;
                 if out.len() == limit {
                     return Ok((out, true));
                 }
-                out.push((
-                    self.state.mode().user_key(k.value()).to_vec(),
-                    v.value().to_vec(),
-                ));
+                out.push((mode.user_key(&k).to_vec(), v));
             }
             return Ok((out, false));
         }
@@ -88,9 +91,13 @@ impl KvReader {
         // Max-heap of the `limit + 1` smallest matching user keys seen so far.
         let keep = limit.saturating_add(1);
         let mut heap: BinaryHeap<(Vec<u8>, Vec<u8>)> = BinaryHeap::new();
-        for item in kv.iter()? {
+        let (staged, txn) = self
+            .state
+            .kv_view(|kv| kv.copy_range(Bound::Unbounded, Bound::Unbounded))?;
+        let kv = txn.open_table(tables::KV)?;
+        for item in merge(owned(kv.iter()?), staged.into_iter()) {
             let (k, v) = item?;
-            let user_key = self.state.mode().user_key(k.value());
+            let user_key = mode.user_key(&k);
             if !in_range(user_key) {
                 continue;
             }
@@ -101,7 +108,7 @@ impl KvReader {
             {
                 continue;
             }
-            heap.push((user_key.to_vec(), v.value().to_vec()));
+            heap.push((user_key.to_vec(), v));
             if heap.len() > keep {
                 heap.pop();
             }
@@ -127,9 +134,9 @@ impl KvReader {
         Ok((kv.len()?, kv.stats()?.stored_bytes()))
     }
 
-    /// The group's ranges, by id.
+    /// The group's ranges, by id (applies never change them: no settling).
     pub fn ranges(&self) -> Result<Vec<KeyRange>, StoreError> {
-        let txn = self.read_txn()?;
+        let txn = self.state.db().begin_read()?;
         let table = txn.open_table(tables::RANGES)?;
         let mut out = Vec::new();
         for item in table.iter()? {
@@ -145,8 +152,24 @@ impl KvReader {
 
     /// The last log id applied to the state machine.
     pub fn last_applied(&self) -> Result<Option<LogId>, StoreError> {
-        let txn = self.read_txn()?;
-        let meta = txn.open_table(tables::SM_META)?;
-        get_record(&meta, LAST_APPLIED)
+        self.state.last_applied()
     }
+}
+
+/// redb's pairs as owned bytes, for [`merge`].
+fn owned<'a>(
+    pairs: impl Iterator<
+            Item = Result<
+                (
+                    redb::AccessGuard<'a, &'static [u8]>,
+                    redb::AccessGuard<'a, &'static [u8]>,
+                ),
+                redb::StorageError,
+            >,
+        > + 'a,
+) -> impl Iterator<Item = Result<(Vec<u8>, Vec<u8>), StoreError>> + 'a {
+    pairs.map(|item| {
+        item.map(|(k, v)| (k.value().to_vec(), v.value().to_vec()))
+            .map_err(StoreError::from)
+    })
 }

@@ -1,9 +1,9 @@
 //! [`StateMachineStore`]: openraft's state machine over the redb `kv`,
 //! `ranges`, `dedup*` and `sm_meta` tables, and the apply path.
 //!
-//! All entries of one `apply()` call are applied in ONE write transaction;
-//! batching is what turns the per-commit cost into throughput. Snapshots are
-//! in [`super::snapshot`].
+//! Applies are staged in memory and written to redb in batches by
+//! [`super::deferred`]; the apply logic reads and writes through
+//! [`super::staged::Layer`]s. Snapshots are in [`super::snapshot`].
 
 use std::io;
 use std::sync::Arc;
@@ -11,16 +11,17 @@ use std::sync::Arc;
 use futures::{Stream, TryStreamExt};
 use openraft::storage::{EntryResponder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend};
-use redb::{Database, Durability, ReadableDatabase, ReadableTable, Table};
+use redb::{Database, ReadableDatabase};
 use shardline_proto::keyspace::PartitionMode;
 
-use shardline_raft::store::applied::{read_applied_state, LAST_APPLIED, LAST_MEMBERSHIP};
+use shardline_raft::store::applied::read_applied_state;
 use shardline_raft::store::blocking;
-use shardline_raft::store::{put_record, StoreError};
+use shardline_raft::store::StoreError;
 
 use super::dedup::{DedupTables, Verdict};
 use super::deferred::AppliedState;
 use super::snapshot::{self, SnapshotBuilder};
+use super::staged::{Layer, Staged};
 use super::tables;
 use crate::types::{
     Applied, BatchOp, Command, CommandResult, Entry, LogId, Op, SessionClock, Snapshot,
@@ -41,9 +42,8 @@ impl StateMachineStore {
         StateMachineStore { state, group_id }
     }
 
-    /// Applies the deferred entries, then `entries`, in one transaction and
-    /// returns one result per entry of `entries` (what openraft's `apply`
-    /// answers responders with).
+    /// Applies `entries` (staged, see [`super::deferred`]) and returns one
+    /// result per entry (what openraft's `apply` answers responders with).
     pub(crate) async fn apply_batch(
         &self,
         entries: Vec<Entry>,
@@ -52,16 +52,16 @@ impl StateMachineStore {
             return Ok(Vec::new());
         }
         let state = self.state.clone();
-        blocking::run(move || state.apply_after_queue(entries)).await
+        blocking::run(move || state.apply(entries)).await
     }
 
-    /// Writes the deferred entries, so redb holds everything applied.
+    /// Writes the staged changes, so redb holds everything applied.
     async fn settle(&self) -> Result<(), StoreError> {
         let state = self.state.clone();
         blocking::run(move || state.settle()).await
     }
 
-    /// The deferred-apply queue, for tests.
+    /// The staged applies, for tests.
     #[cfg(test)]
     pub(crate) fn deferred(&self) -> &AppliedState {
         &self.state
@@ -86,10 +86,10 @@ impl StateMachineStore {
 /// apply long; a backlog drains over the following proposals.
 const MAX_EXPIRED_PER_ENTRY: usize = 64;
 
-/// Applies `entries` in one write transaction and returns one result per entry.
-///
-/// The transaction commits with [`Durability::None`]: no fsync. This is
-/// crash-safe because
+/// Applies `entries` into `staged` (reading redb through it) and returns one
+/// result per entry. Nothing is written to redb here: [`AppliedState`]
+/// writes `staged` later with [`Staged::write`], in one transaction with
+/// [`redb::Durability::None`] (no fsync). This is crash-safe because
 /// 1. redb commits are totally ordered and a `Durability::None` commit is made
 ///    durable by the next `Durability::Immediate` commit; after a crash the
 ///    file holds exactly the state of some durable commit, so the state
@@ -101,61 +101,60 @@ const MAX_EXPIRED_PER_ENTRY: usize = 64;
 ///    committed]` from the log, and apply is deterministic (dedup included),
 ///    so re-applying yields the same state and the same answers;
 /// 3. those entries are still in the log: a purge only follows a snapshot, and
-///    both the snapshot write and the purge are `Immediate` commits made after
-///    the entries up to the purge point were applied, which makes those
-///    applies durable first. Installing a snapshot is `Immediate` as well.
+///    a snapshot is built from redb after the staged changes are written
+///    (settled); both the snapshot write and the purge are `Immediate`
+///    commits, which make those applies durable first. Installing a snapshot
+///    is `Immediate` as well.
 pub(crate) fn apply_entries(
     db: &Database,
     mode: PartitionMode,
+    staged: &mut Staged,
     entries: Vec<Entry>,
 ) -> Result<Vec<Vec<Applied>>, StoreError> {
-    let mut txn = db.begin_write()?;
-    txn.set_durability(Durability::None)?;
+    let txn = db.begin_read()?;
     let mut results = Vec::with_capacity(entries.len());
-    {
-        let mut kv = txn.open_table(tables::KV)?;
-        let mut dedup = DedupTables {
-            results: txn.open_table(tables::DEDUP)?,
-            floors: txn.open_table(tables::DEDUP_FLOOR)?,
-            seen: txn.open_table(tables::DEDUP_SEEN)?,
-            expiry: txn.open_table(tables::DEDUP_EXPIRY)?,
+    let Staged {
+        kv,
+        results: dedup_results,
+        floors,
+        seen,
+        expiry,
+        last_applied,
+        membership,
+        ..
+    } = staged;
+    let mut kv = Layer::open(&txn, tables::KV, kv)?;
+    let mut dedup = DedupTables {
+        results: Layer::open(&txn, tables::DEDUP, dedup_results)?,
+        floors: Layer::open(&txn, tables::DEDUP_FLOOR, floors)?,
+        seen: Layer::open(&txn, tables::DEDUP_SEEN, seen)?,
+        expiry: Layer::open(&txn, tables::DEDUP_EXPIRY, expiry)?,
+    };
+    for entry in entries {
+        *last_applied = Some(entry.log_id);
+        let index = entry.log_id.index;
+        // One answer per command of the entry, in order; blank and
+        // membership entries carry no commands.
+        let result = match entry.payload {
+            EntryPayload::Blank => Vec::new(),
+            EntryPayload::Normal(proposal) => {
+                if let Some(cutoff) = proposal.clock.expiry_cutoff_ms() {
+                    dedup.expire(cutoff, MAX_EXPIRED_PER_ENTRY)?;
+                }
+                let clock = proposal.clock;
+                proposal
+                    .commands
+                    .into_iter()
+                    .map(|c| apply_command(&mut kv, &mut dedup, mode, index, clock, c))
+                    .collect::<Result<Vec<_>, _>>()?
+            }
+            EntryPayload::Membership(m) => {
+                *membership = Some(StoredMembership::new(Some(entry.log_id), m));
+                Vec::new()
+            }
         };
-        let mut last_applied = None;
-        let mut membership = None;
-        for entry in entries {
-            last_applied = Some(entry.log_id);
-            let index = entry.log_id.index;
-            // One answer per command of the entry, in order; blank and
-            // membership entries carry no commands.
-            let result = match entry.payload {
-                EntryPayload::Blank => Vec::new(),
-                EntryPayload::Normal(proposal) => {
-                    if let Some(cutoff) = proposal.clock.expiry_cutoff_ms() {
-                        dedup.expire(cutoff, MAX_EXPIRED_PER_ENTRY)?;
-                    }
-                    let clock = proposal.clock;
-                    proposal
-                        .commands
-                        .into_iter()
-                        .map(|c| apply_command(&mut kv, &mut dedup, mode, index, clock, c))
-                        .collect::<Result<Vec<_>, _>>()?
-                }
-                EntryPayload::Membership(m) => {
-                    membership = Some(StoredMembership::new(Some(entry.log_id), m));
-                    Vec::new()
-                }
-            };
-            results.push(result);
-        }
-        let mut meta = txn.open_table(tables::SM_META)?;
-        if let Some(last) = last_applied {
-            put_record(&mut meta, LAST_APPLIED, &last)?;
-        }
-        if let Some(m) = membership {
-            put_record(&mut meta, LAST_MEMBERSHIP, &m)?;
-        }
+        results.push(result);
     }
-    txn.commit()?;
     Ok(results)
 }
 
@@ -163,7 +162,7 @@ pub(crate) fn apply_entries(
 /// session's write refreshes its last use by the proposal's `clock`
 /// (`now_ms` 0 = no clock).
 fn apply_command(
-    kv: &mut Table<&'static [u8], &'static [u8]>,
+    kv: &mut Layer<'_, &'static [u8]>,
     dedup: &mut DedupTables<'_>,
     mode: PartitionMode,
     index: u64,
@@ -208,17 +207,17 @@ fn apply_command(
 
 /// Applies one operation to the data table (user keys -> storage keys).
 fn apply_op(
-    kv: &mut Table<&'static [u8], &'static [u8]>,
+    kv: &mut Layer<'_, &'static [u8]>,
     mode: PartitionMode,
     op: Op,
 ) -> Result<CommandResult, StoreError> {
     match op {
         Op::Put { key, value } => {
-            kv.insert(mode.storage_key(&key).as_slice(), value.as_slice())?;
+            kv.insert(mode.storage_key(&key).as_slice(), value);
             Ok(CommandResult::Put)
         }
         Op::Delete { key } => {
-            let existed = kv.remove(mode.storage_key(&key).as_slice())?.is_some();
+            let existed = kv.remove(mode.storage_key(&key).as_slice())?;
             Ok(CommandResult::Delete { existed })
         }
         Op::CompareAndSwap {
@@ -227,12 +226,12 @@ fn apply_op(
             new_value,
         } => {
             let storage_key = mode.storage_key(&key);
-            let current = kv.get(storage_key.as_slice())?.map(|g| g.value().to_vec());
+            let current = kv.get(storage_key.as_slice())?;
             let succeeded = current == expected;
             if succeeded {
                 match new_value {
                     Some(value) => {
-                        kv.insert(storage_key.as_slice(), value.as_slice())?;
+                        kv.insert(storage_key.as_slice(), value);
                     }
                     None => {
                         kv.remove(storage_key.as_slice())?;
@@ -245,7 +244,7 @@ fn apply_op(
             for op in ops {
                 match op {
                     BatchOp::Put { key, value } => {
-                        kv.insert(mode.storage_key(&key).as_slice(), value.as_slice())?;
+                        kv.insert(mode.storage_key(&key).as_slice(), value);
                     }
                     BatchOp::Delete { key } => {
                         kv.remove(mode.storage_key(&key).as_slice())?;
@@ -271,10 +270,9 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         read().map_err(StoreError::read_sm)
     }
 
-    /// Applies every entry the stream yields in one transaction, then answers
-    /// each entry's responder (if any) with its results. Entries that answer
-    /// nobody (every entry on a follower) are deferred while the queue has
-    /// room (see [`super::deferred`]).
+    /// Applies every entry the stream yields (staged, see
+    /// [`super::deferred`]), then answers each entry's responder (if any)
+    /// with its results.
     async fn apply<Strm>(&mut self, entries: Strm) -> Result<(), io::Error>
     where
         Strm: Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>> + Unpin + OptionalSend,
@@ -284,16 +282,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             return Ok(());
         }
         let count = batch.len();
-        let (mut entries, responders): (Vec<Entry>, Vec<_>) = batch.into_iter().unzip();
-        if responders.iter().all(Option::is_none) {
-            match self.state.try_defer(entries) {
-                Ok(()) => {
-                    tracing::trace!(count, "deferred applies");
-                    return Ok(());
-                }
-                Err(back) => entries = back,
-            }
-        }
+        let (entries, responders): (Vec<Entry>, Vec<_>) = batch.into_iter().unzip();
         let results = self
             .apply_batch(entries)
             .await

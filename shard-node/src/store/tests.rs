@@ -644,8 +644,8 @@ fn with(client: u8, seq: u64, ack_below: u64, op: Op) -> Command {
 
 /// Sessions the store remembers: (client byte, last use ms), by client.
 fn sessions(store: &OpenedStore) -> Vec<(u8, u64)> {
-    use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
-    let txn = store.sm.db().begin_read().unwrap();
+    use redb::{ReadableTable, ReadableTableMetadata};
+    let txn = store.sm.deferred().read_txn().unwrap();
     let seen = txn.open_table(super::tables::DEDUP_SEEN).unwrap();
     let expiry = txn.open_table(super::tables::DEDUP_EXPIRY).unwrap();
     let out: Vec<(u8, u64)> = seen
