@@ -15,7 +15,7 @@ use openraft::EntryPayload;
 use redb::{Database, ReadableDatabase, ReadableTableMetadata, TableDefinition};
 use tokio::sync::oneshot;
 
-use super::log_writer::Done;
+use super::log_writer::{Done, COMMITTED_STRIDE};
 use super::{open_database, LogStore, LogTables, StoreError};
 use crate::{LogId, Vote};
 
@@ -244,4 +244,50 @@ async fn a_failed_write_reaches_its_callback_and_every_later_write() {
     let (done, rx) = outcome();
     store.enqueue_append(entries(1, 1..=1), done).unwrap();
     assert!(matches!(rx.await.unwrap(), Err(StoreError::LogWrite(_))));
+}
+
+/// The committed id as written in redb (not the pending one).
+fn stored_committed(db: &Database) -> Option<LogId> {
+    let txn = db.begin_read().unwrap();
+    let meta = txn.open_table(LogTables::DEFAULT.meta).unwrap();
+    super::records::get_record(&meta, super::log_store::COMMITTED).unwrap()
+}
+
+#[tokio::test]
+async fn the_committed_id_is_written_again_only_a_stride_later() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, mut store) = open(&dir.path().join("log.redb"));
+    let stride = COMMITTED_STRIDE;
+    store.blocking_append(entries(1, 1..=2)).await.unwrap();
+    store.save_committed(Some(log_id(1, 1, 1))).await.unwrap();
+    // The first id this writer sees is written with its next batch.
+    store.blocking_append(entries(1, 3..=3)).await.unwrap();
+    assert_eq!(stored_committed(&db), Some(log_id(1, 1, 1)));
+
+    // One entry short of a stride: stays pending.
+    store
+        .save_committed(Some(log_id(1, 1, stride)))
+        .await
+        .unwrap();
+    store
+        .blocking_append(entries(1, 4..=stride + 1))
+        .await
+        .unwrap();
+    assert_eq!(stored_committed(&db), Some(log_id(1, 1, 1)));
+    assert_eq!(
+        store.read_committed().await.unwrap(),
+        Some(log_id(1, 1, stride)),
+        "the newest id is read from memory"
+    );
+
+    // A full stride past the written one: written.
+    store
+        .save_committed(Some(log_id(1, 1, stride + 1)))
+        .await
+        .unwrap();
+    store
+        .blocking_append(entries(1, stride + 2..=stride + 2))
+        .await
+        .unwrap();
+    assert_eq!(stored_committed(&db), Some(log_id(1, 1, stride + 1)));
 }
