@@ -64,6 +64,13 @@ fn delete(index: u64, key: &str) -> Entry {
     entry(index, Op::Delete { key: key.into() })
 }
 
+/// `(key, value)` pairs as a scan returns them.
+fn pairs(kvs: &[(&str, &str)]) -> Vec<(Vec<u8>, Vec<u8>)> {
+    kvs.iter()
+        .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()))
+        .collect()
+}
+
 #[tokio::test]
 async fn applies_are_staged_reads_see_them_and_key_counts_write_them_first() {
     let (_dir, mut s) = fresh();
@@ -77,15 +84,10 @@ async fn applies_are_staged_reads_see_them_and_key_counts_write_them_first() {
     // Point reads and scans lay the staged changes over redb, unwritten.
     assert_eq!(s.reader.get(b"a").unwrap(), Some(b"3".to_vec()));
     assert_eq!(s.reader.get(b"c").unwrap(), None, "staged delete");
-    let (pairs, more) = s.reader.scan(b"", b"", 10).unwrap();
     assert_eq!(
-        pairs,
-        vec![
-            (b"a".to_vec(), b"3".to_vec()),
-            (b"b".to_vec(), b"2".to_vec())
-        ]
+        s.reader.scan(b"", b"", 10).unwrap(),
+        (pairs(&[("a", "3"), ("b", "2")]), false)
     );
-    assert!(!more);
     assert_eq!(s.reader.last_applied().unwrap(), Some(log_id(5)));
     assert_eq!(s.sm.deferred().len(), 3, "reads wrote nothing");
 
@@ -107,22 +109,14 @@ async fn hash_mode_scans_merge_staged_changes_in_user_key_order() {
         vec![put(6, "k0", "new"), put(7, "k3", "new"), delete(8, "k4")],
     )
     .await;
-    let (pairs, more) = s.reader.scan(b"k0", b"k5", 3).unwrap();
-    let expected = [("k0", "new"), ("k1", "old"), ("k2", "old")];
-    let expected: Vec<_> = expected
-        .iter()
-        .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()))
-        .collect();
-    assert_eq!((pairs, more), (expected, true));
-    let (pairs, more) = s.reader.scan(b"k3", b"", 10).unwrap();
     assert_eq!(
-        pairs,
-        vec![
-            (b"k3".to_vec(), b"new".to_vec()),
-            (b"k5".to_vec(), b"old".to_vec())
-        ]
+        s.reader.scan(b"k0", b"k5", 3).unwrap(),
+        (pairs(&[("k0", "new"), ("k1", "old"), ("k2", "old")]), true)
     );
-    assert!(!more);
+    assert_eq!(
+        s.reader.scan(b"k3", b"", 10).unwrap(),
+        (pairs(&[("k3", "new"), ("k5", "old")]), false)
+    );
     assert_eq!(s.sm.deferred().len(), 3, "reads wrote nothing");
 }
 
