@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
-use shardline_raft::metrics::{self as raft_metrics, RaftGauges, RequestMetrics};
+use shardline_raft::metrics::{
+    self as raft_metrics, RaftGauges, ReplicationMetrics, RequestMetrics,
+};
 use tonic::{Code, Status};
 
 use crate::store::ShardMap;
@@ -19,6 +21,7 @@ struct Inner {
     watches: Gauge,
     latest_config: Gauge,
     raft: RaftGauges,
+    replication: ReplicationMetrics,
 }
 
 /// Cheap to clone; all clones update the same registry.
@@ -72,6 +75,7 @@ impl Metrics {
             latest_config.clone(),
         );
         let raft = RaftGauges::register(&mut registry);
+        let replication = ReplicationMetrics::register(&mut registry);
         Metrics {
             inner: Arc::new(Inner {
                 registry,
@@ -79,6 +83,7 @@ impl Metrics {
                 watches,
                 latest_config,
                 raft,
+                replication,
             }),
         }
     }
@@ -98,6 +103,11 @@ impl Metrics {
         WatchGuard {
             gauge: self.inner.watches.clone(),
         }
+    }
+
+    /// The replication stream counters, for the Raft network factory.
+    pub fn replication(&self) -> ReplicationMetrics {
+        self.inner.replication.clone()
     }
 
     /// Text exposition format for `/metrics`.

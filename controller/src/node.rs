@@ -62,13 +62,14 @@ pub async fn run(
     let map = opened.map.clone();
 
     let pool = ChannelPool::default();
-    let network = RaftNetworkFactoryImpl::new(CONTROLLER_GROUP_ID, pool.clone());
+    let metrics = Metrics::new();
+    let network = RaftNetworkFactoryImpl::new(CONTROLLER_GROUP_ID, pool.clone())
+        .with_metrics(metrics.replication());
     let config = Arc::new(args.raft_config()?);
     let raft = Raft::new(args.raft.node_id, config, network, opened.log, opened.sm)
         .await
         .map_err(|e| RunError::Raft(e.to_string()))?;
 
-    let metrics = Metrics::new();
     let watchers = metrics.spawn_watchers(&raft, &map);
     let address = args.advertise_addr();
 

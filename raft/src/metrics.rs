@@ -3,6 +3,8 @@
 //! - [`RaftGauges`]: term, commit index, applied index, apply lag,
 //!   leadership and leader changes, refreshed from openraft's metrics watch;
 //! - [`RequestMetrics`]: requests by method and result, and their latency;
+//! - [`ReplicationMetrics`]: replication streams opened to each peer and
+//!   how they failed (a stream that keeps restarting shows here);
 //! - [`render`]: the text exposition of a registry for `/metrics`.
 
 use std::time::Duration;
@@ -146,6 +148,57 @@ impl RequestMetrics {
         self.latency
             .get_or_create(&MethodLabels { method })
             .observe(took.as_secs_f64());
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PeerLabels {
+    peer: u64,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StreamFailureLabels {
+    peer: u64,
+    reason: &'static str,
+}
+
+/// `raft_replication_streams_opened{peer}` and
+/// `raft_replication_stream_failures{peer,reason}`: the leader's
+/// `StreamAppend` streams. openraft opens a new stream after each failure,
+/// so failures that keep coming (a slow disk answering after the progress
+/// timeout, a flapping link) show as both counters climbing together. Cheap
+/// to clone; the default is unregistered (tests, tools).
+#[derive(Clone, Default)]
+pub struct ReplicationMetrics {
+    opened: Family<PeerLabels, Counter>,
+    failures: Family<StreamFailureLabels, Counter>,
+}
+
+impl ReplicationMetrics {
+    /// Creates both families and registers them in `registry`.
+    pub fn register(registry: &mut Registry) -> Self {
+        let m = ReplicationMetrics::default();
+        registry.register(
+            "raft_replication_streams_opened",
+            "Replication streams (StreamAppend) opened to each peer",
+            m.opened.clone(),
+        );
+        registry.register(
+            "raft_replication_stream_failures",
+            "Replication streams that failed, by peer and reason",
+            m.failures.clone(),
+        );
+        m
+    }
+
+    pub(crate) fn opened(&self, peer: u64) {
+        self.opened.get_or_create(&PeerLabels { peer }).inc();
+    }
+
+    pub(crate) fn failed(&self, peer: u64, reason: &'static str) {
+        self.failures
+            .get_or_create(&StreamFailureLabels { peer, reason })
+            .inc();
     }
 }
 

@@ -44,6 +44,7 @@ use shardline_proto::pb::raft_transport_client::RaftTransportClient;
 use shardline_proto::pb::RaftMessage;
 use tonic::transport::{Channel, Endpoint};
 
+use crate::metrics::ReplicationMetrics;
 use crate::{NodeId, RaftTypes, Snapshot, SnapshotData, SnapshotMeta, Vote};
 
 /// Snapshot bytes per stream message when openraft does not set a chunk size.
@@ -86,6 +87,9 @@ pub struct RaftNetworkFactoryImpl<C> {
     /// Sent with every message; the receiver rejects another group's traffic.
     pub group_id: u64,
     pub pool: ChannelPool,
+    /// Counts replication streams (unregistered unless set with
+    /// [`Self::with_metrics`]).
+    metrics: ReplicationMetrics,
     _types: PhantomData<fn() -> C>,
 }
 
@@ -94,14 +98,22 @@ impl<C> RaftNetworkFactoryImpl<C> {
         RaftNetworkFactoryImpl {
             group_id,
             pool,
+            metrics: ReplicationMetrics::default(),
             _types: PhantomData,
         }
+    }
+
+    /// Counts replication streams in `metrics` (registered by the caller).
+    pub fn with_metrics(mut self, metrics: ReplicationMetrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 }
 
 impl<C> Clone for RaftNetworkFactoryImpl<C> {
     fn clone(&self) -> Self {
         RaftNetworkFactoryImpl::new(self.group_id, self.pool.clone())
+            .with_metrics(self.metrics.clone())
     }
 }
 
@@ -115,6 +127,7 @@ impl<C: RaftTypes> RaftNetworkFactory<C> for RaftNetworkFactoryImpl<C> {
             addr: node.addr.clone(),
             pool: self.pool.clone(),
             streaming: true,
+            metrics: self.metrics.clone(),
             _types: PhantomData,
         }
     }
@@ -128,6 +141,7 @@ pub struct PeerClient<C> {
     pool: ChannelPool,
     /// False once the peer answered `StreamAppend` with `Unimplemented`.
     streaming: bool,
+    metrics: ReplicationMetrics,
     _types: PhantomData<fn() -> C>,
 }
 
@@ -169,6 +183,18 @@ impl CallError {
             CallError::Connect { .. } | CallError::Remote { .. } => true,
             CallError::Status { status, .. } => status.code() == tonic::Code::Unavailable,
             CallError::Decode { .. } | CallError::Encode(_) | CallError::Timeout { .. } => false,
+        }
+    }
+
+    /// A short label for metrics.
+    fn reason(&self) -> &'static str {
+        match self {
+            CallError::Connect { .. } => "connect",
+            CallError::Status { .. } => "status",
+            CallError::Decode { .. } => "decode",
+            CallError::Encode(_) => "encode",
+            CallError::Timeout { .. } => "timeout",
+            CallError::Remote { .. } => "remote",
         }
     }
 
@@ -326,12 +352,14 @@ impl<C: RaftTypes> PeerClient<C> {
                 addr: self.addr.clone(),
                 status,
             })?;
+        self.metrics.opened(self.target);
         let answers = Answers {
             inbound: opened.into_inner(),
             in_flight,
             ttl,
             target: self.target,
             addr: self.addr.clone(),
+            metrics: self.metrics.clone(),
             _types: PhantomData,
         };
         Ok(Box::pin(futures::stream::unfold(
@@ -345,7 +373,10 @@ impl<C: RaftTypes> PeerClient<C> {
                         let go_on = answer.is_ok();
                         Some((Ok(answer), go_on.then_some(answers)))
                     }
-                    Err(e) => Some((Err(e.into_rpc()), None)),
+                    Err(e) => {
+                        answers.metrics.failed(answers.target, e.reason());
+                        Some((Err(e.into_rpc()), None))
+                    }
                 }
             },
         )))
@@ -361,6 +392,7 @@ struct Answers<C> {
     ttl: Duration,
     target: NodeId,
     addr: String,
+    metrics: ReplicationMetrics,
     _types: PhantomData<fn() -> C>,
 }
 
@@ -446,7 +478,10 @@ impl<C: RaftTypes> RaftNetworkV2<C> for PeerClient<C> {
                     self.streaming = false;
                     Err(CallError::Status { status, addr }.into_rpc())
                 }
-                Err(e) => Err(e.into_rpc()),
+                Err(e) => {
+                    self.metrics.failed(self.target, e.reason());
+                    Err(e.into_rpc())
+                }
             }
         })
     }

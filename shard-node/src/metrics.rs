@@ -10,7 +10,9 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 
-use shardline_raft::metrics::{self as raft_metrics, RaftGauges, RequestMetrics};
+use shardline_raft::metrics::{
+    self as raft_metrics, RaftGauges, ReplicationMetrics, RequestMetrics,
+};
 
 use crate::types::{Raft, TypeConfig};
 
@@ -24,6 +26,7 @@ struct Inner {
     requests: RequestMetrics,
     load_reports: Family<ResultLabels, Counter>,
     raft: RaftGauges,
+    replication: ReplicationMetrics,
 }
 
 /// Cheap to clone; all clones update the same registry.
@@ -49,12 +52,14 @@ impl Metrics {
             load_reports.clone(),
         );
         let raft = RaftGauges::register(&mut registry);
+        let replication = ReplicationMetrics::register(&mut registry);
         Metrics {
             inner: Arc::new(Inner {
                 registry,
                 requests,
                 load_reports,
                 raft,
+                replication,
             }),
         }
     }
@@ -69,6 +74,11 @@ impl Metrics {
             .load_reports
             .get_or_create(&ResultLabels { result })
             .inc();
+    }
+
+    /// The replication stream counters, for the Raft network factory.
+    pub fn replication(&self) -> ReplicationMetrics {
+        self.inner.replication.clone()
     }
 
     /// Text exposition format for `/metrics`.

@@ -50,13 +50,14 @@ pub async fn run(
     let reader = opened.reader.clone();
 
     let pool = ChannelPool::default();
-    let network = RaftNetworkFactoryImpl::new(args.group_id, pool.clone());
+    let metrics = Metrics::new();
+    let network = RaftNetworkFactoryImpl::new(args.group_id, pool.clone())
+        .with_metrics(metrics.replication());
     let config = Arc::new(args.raft_config()?);
     let raft = Raft::new(args.raft.node_id, config, network, opened.log, opened.sm)
         .await
         .map_err(|e| NodeError::from(ApiError::Raft(e.to_string())))?;
 
-    let metrics = Metrics::new();
     let watcher = metrics.spawn_raft_watcher(raft.clone());
     let address = args.advertise_addr();
 

@@ -13,9 +13,11 @@ use openraft::errors::{Fatal, RPCError, RaftError};
 use openraft::network::{RPCOption, RaftNetworkFactory, RaftNetworkV2};
 use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, StreamAppendResult};
 use openraft::{BasicNode, EntryPayload};
+use prometheus_client::registry::Registry;
 use shard_node::types::{Entry, TypeConfig};
 use shardline_proto::pb::raft_transport_server::{RaftTransport, RaftTransportServer};
 use shardline_proto::pb::RaftMessage;
+use shardline_raft::metrics::{render, ReplicationMetrics};
 use shardline_raft::network::{ChannelPool, PeerClient, RaftNetworkFactoryImpl};
 use shardline_raft::transport::AnswerStream;
 use shardline_raft::{LogId, Vote};
@@ -140,9 +142,9 @@ impl RaftTransport for FakePeer {
     }
 }
 
-/// Serves a fake peer on loopback and returns a client to it, and its
-/// count of unary appends.
-async fn peer(mode: Mode) -> (PeerClient<TypeConfig>, Arc<AtomicUsize>) {
+/// Serves a fake peer on loopback and returns a client to it, its count of
+/// unary appends, and the registry holding the client's stream counters.
+async fn peer(mode: Mode) -> (PeerClient<TypeConfig>, Arc<AtomicUsize>, Registry) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let unary_appends = Arc::new(AtomicUsize::new(0));
@@ -155,11 +157,14 @@ async fn peer(mode: Mode) -> (PeerClient<TypeConfig>, Arc<AtomicUsize>) {
             .add_service(RaftTransportServer::new(fake))
             .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
     );
-    let mut factory = RaftNetworkFactoryImpl::<TypeConfig>::new(GROUP, ChannelPool::default());
+    let mut registry = Registry::default();
+    let metrics = ReplicationMetrics::register(&mut registry);
+    let mut factory = RaftNetworkFactoryImpl::<TypeConfig>::new(GROUP, ChannelPool::default())
+        .with_metrics(metrics);
     let client = factory
         .new_client(2, &BasicNode::new(addr.to_string()))
         .await;
-    (client, unary_appends)
+    (client, unary_appends, registry)
 }
 
 /// Every answer of one stream of `requests`, within a deadline.
@@ -182,7 +187,7 @@ async fn answers(
 
 #[tokio::test]
 async fn requests_are_pipelined_and_answered_in_order() {
-    let (mut client, unary) = peer(Mode::AnswerAfter(3)).await;
+    let (mut client, unary, registry) = peer(Mode::AnswerAfter(3)).await;
     let requests: Vec<_> = (1..=3).map(request).collect();
     let expected: Vec<_> = requests.iter().map(matched).collect();
     let got = answers(
@@ -195,11 +200,17 @@ async fn requests_are_pipelined_and_answered_in_order() {
     let got: Vec<_> = got.into_iter().map(|a| a.expect("an answer")).collect();
     assert_eq!(got, expected);
     assert_eq!(unary.load(Ordering::SeqCst), 0, "no unary append");
+    let text = render(&registry);
+    assert!(
+        text.contains(r#"raft_replication_streams_opened_total{peer="2"} 1"#),
+        "{text}"
+    );
+    assert!(!text.contains("failures_total{"), "{text}");
 }
 
 #[tokio::test]
 async fn an_unanswered_request_fails_the_stream_after_the_soft_ttl() {
-    let (mut client, _) = peer(Mode::Silent).await;
+    let (mut client, _, registry) = peer(Mode::Silent).await;
     let option = RPCOption::new(Duration::from_millis(400));
     // The input stays open: the peer's silence, not the end of input, must
     // end the stream.
@@ -227,11 +238,16 @@ async fn an_unanswered_request_fails_the_stream_after_the_soft_ttl() {
         stream.next().await.is_none(),
         "the stream ends after its error"
     );
+    let text = render(&registry);
+    assert!(
+        text.contains(r#"raft_replication_stream_failures_total{peer="2",reason="timeout"} 1"#),
+        "{text}"
+    );
 }
 
 #[tokio::test]
 async fn a_peer_without_stream_append_gets_one_request_at_a_time() {
-    let (mut client, unary) = peer(Mode::Unimplemented).await;
+    let (mut client, unary, _) = peer(Mode::Unimplemented).await;
     let option = RPCOption::new(Duration::from_secs(5));
     let refused = answers(&mut client, vec![request(1)], option.clone()).await;
     assert!(refused.is_err(), "the first stream is refused");
