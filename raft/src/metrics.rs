@@ -164,10 +164,12 @@ struct StreamFailureLabels {
 
 /// `raft_replication_streams_opened{peer}` and
 /// `raft_replication_stream_failures{peer,reason}`: the leader's
-/// `StreamAppend` streams. openraft opens a new stream after each failure,
-/// so failures that keep coming (a slow disk answering after the progress
-/// timeout, a flapping link) show as both counters climbing together. Cheap
-/// to clone; the default is unregistered (tests, tools).
+/// `StreamAppend` streams. Every heartbeat is a stream of one request (about
+/// ten per second per peer at the default interval), and openraft opens a
+/// new replication stream after each failure, so the failures are the
+/// signal: a climbing `timeout` count is a follower answering slower than
+/// the progress timeout (a slow disk), `connect`/`status` a link or peer
+/// going away. Cheap to clone; the default is unregistered (tests, tools).
 #[derive(Clone, Default)]
 pub struct ReplicationMetrics {
     opened: Family<PeerLabels, Counter>,
@@ -180,7 +182,7 @@ impl ReplicationMetrics {
         let m = ReplicationMetrics::default();
         registry.register(
             "raft_replication_streams_opened",
-            "Replication streams (StreamAppend) opened to each peer",
+            "Replication and heartbeat streams (StreamAppend) opened to each peer",
             m.opened.clone(),
         );
         registry.register(
