@@ -6,12 +6,13 @@
 use std::io;
 use std::sync::Arc;
 
-use futures::{Stream, TryStreamExt};
+use futures::Stream;
 use openraft::storage::{EntryResponder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend};
 use redb::{Database, Durability};
 use shardline_proto::shardmap::Config;
 use shardline_raft::store::applied::{LAST_APPLIED, LAST_MEMBERSHIP};
+use shardline_raft::store::apply::apply_and_answer;
 use shardline_raft::store::blocking;
 use shardline_raft::store::codec::encode;
 use shardline_raft::store::{put_record, StoreError};
@@ -153,18 +154,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     where
         Strm: Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>> + Unpin + OptionalSend,
     {
-        let batch: Vec<EntryResponder<TypeConfig>> = entries.try_collect().await?;
-        let (entries, responders): (Vec<Entry>, Vec<_>) = batch.into_iter().unzip();
-        let outcomes = self
-            .apply_batch(entries)
-            .await
-            .map_err(StoreError::write_sm)?;
-        for (responder, outcome) in responders.into_iter().zip(outcomes) {
-            if let Some(responder) = responder {
-                responder.send(outcome);
-            }
-        }
-        Ok(())
+        apply_and_answer(entries, |entries| self.apply_batch(entries)).await
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {

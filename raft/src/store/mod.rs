@@ -30,6 +30,7 @@
 //! `(last_applied, committed]` from the log at startup.
 
 pub mod applied;
+pub mod apply;
 pub mod blocking;
 pub mod codec;
 pub mod error;

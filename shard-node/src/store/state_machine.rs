@@ -8,13 +8,14 @@
 use std::io;
 use std::sync::Arc;
 
-use futures::{Stream, TryStreamExt};
+use futures::Stream;
 use openraft::storage::{EntryResponder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend};
 use redb::{Database, ReadableDatabase};
 use shardline_proto::keyspace::PartitionMode;
 
 use shardline_raft::store::applied::read_applied_state;
+use shardline_raft::store::apply::apply_and_answer;
 use shardline_raft::store::blocking;
 use shardline_raft::store::StoreError;
 
@@ -277,23 +278,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     where
         Strm: Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>> + Unpin + OptionalSend,
     {
-        let batch: Vec<EntryResponder<TypeConfig>> = entries.try_collect().await?;
-        if batch.is_empty() {
-            return Ok(());
-        }
-        let count = batch.len();
-        let (entries, responders): (Vec<Entry>, Vec<_>) = batch.into_iter().unzip();
-        let results = self
-            .apply_batch(entries)
-            .await
-            .map_err(StoreError::write_sm)?;
-        for (responder, result) in responders.into_iter().zip(results) {
-            if let Some(responder) = responder {
-                responder.send(result);
-            }
-        }
-        tracing::trace!(count, "applied entries");
-        Ok(())
+        apply_and_answer(entries, |entries| self.apply_batch(entries)).await
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
