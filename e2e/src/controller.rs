@@ -15,6 +15,15 @@ use shardline_client::ClientOptions;
 use crate::processes::{Processes, Role};
 use crate::{binaries, quick_options, wait_until};
 
+/// A replica group to Join in controller tests: `gid` with three made-up
+/// member addresses (the controller never dials them).
+pub fn three_member_group(gid: u64) -> (u64, Vec<String>) {
+    (
+        gid,
+        (1..=3).map(|m| format!("10.0.{gid}.{m}:7400")).collect(),
+    )
+}
+
 /// A controller group: [`Processes`] of `shard-controller`, plus what only
 /// a controller answers.
 pub struct TestController {

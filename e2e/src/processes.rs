@@ -236,6 +236,15 @@ impl Processes {
         .await
     }
 
+    /// Passes `result` through, printing every member's log tail first if
+    /// it is an error (a scenario that returns `Err` does not panic).
+    pub fn logs_on_error<T>(&self, result: anyhow::Result<T>) -> anyhow::Result<T> {
+        if result.is_err() {
+            self.dump_logs();
+        }
+        result
+    }
+
     /// Prints the tail of every member's log (done automatically on panic).
     pub fn dump_logs(&self) {
         for m in &self.members {

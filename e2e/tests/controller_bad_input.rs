@@ -59,10 +59,7 @@ fn addrs(gid: u64) -> Vec<String> {
 async fn bad_inputs_get_typed_errors_and_change_nothing() -> Result<()> {
     let ctl = TestController::start(3, &["--initial-ranges", "8"])?;
     let result = scenario(&ctl).await;
-    if result.is_err() {
-        ctl.dump_logs();
-    }
-    result
+    ctl.logs_on_error(result)
 }
 
 async fn scenario(ctl: &TestController) -> Result<()> {

@@ -10,16 +10,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
-use shardline_e2e::controller::TestController;
+use shardline_e2e::controller::{three_member_group as group, TestController};
 use shardline_e2e::wait_until;
 use shardline_proto::shardmap::Config;
-
-fn group(gid: u64) -> (u64, Vec<String>) {
-    (
-        gid,
-        (1..=3).map(|m| format!("10.0.{gid}.{m}:7400")).collect(),
-    )
-}
 
 /// Collects every config a watch from 0 yields, until aborted.
 fn spawn_watcher(
@@ -43,10 +36,7 @@ fn spawn_watcher(
 async fn leader_kill_next_join_succeeds_and_history_and_watches_agree() -> Result<()> {
     let mut ctl = TestController::start(3, &["--snapshot-every", "4", "--keep-logs", "1"])?;
     let result = scenario(&mut ctl).await;
-    if result.is_err() {
-        ctl.dump_logs();
-    }
-    result
+    ctl.logs_on_error(result)
 }
 
 async fn scenario(ctl: &mut TestController) -> Result<()> {

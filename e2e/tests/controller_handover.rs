@@ -6,23 +6,13 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Result};
-use shardline_e2e::controller::TestController;
-
-fn group(gid: u64) -> (u64, Vec<String>) {
-    (
-        gid,
-        (1..=3).map(|m| format!("10.0.{gid}.{m}:7400")).collect(),
-    )
-}
+use shardline_e2e::controller::{three_member_group as group, TestController};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_controller_leader_stopped_with_sigterm_hands_over_before_it_exits() -> Result<()> {
     let mut ctl = TestController::start(3, &[])?;
     let result = scenario(&mut ctl).await;
-    if result.is_err() {
-        ctl.dump_logs();
-    }
-    result
+    ctl.logs_on_error(result)
 }
 
 async fn scenario(ctl: &mut TestController) -> Result<()> {

@@ -80,10 +80,7 @@ async fn single_member_serves_and_refuses_a_different_bootstrap_on_restart() -> 
 async fn five_members_agree_and_a_joining_member_gets_the_history() -> Result<()> {
     let mut ctl = TestController::start(5, &["--partitioning", "range"])?;
     let result = five_members(&mut ctl).await;
-    if result.is_err() {
-        ctl.dump_logs();
-    }
-    result
+    ctl.logs_on_error(result)
 }
 
 async fn five_members(ctl: &mut TestController) -> Result<()> {
