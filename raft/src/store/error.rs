@@ -78,10 +78,11 @@ pub enum StoreError {
     #[error("cannot start the log writer thread: {0}")]
     SpawnWriter(#[source] std::io::Error),
 
-    /// Writing a follower's deferred applies failed; they are no longer in
-    /// memory, so reads fail instead of missing them (openraft stops on the
-    /// original error, and a restart re-applies them from the log).
-    #[error("deferred applies were lost by an earlier failed write")]
+    /// An apply or the write of staged applies failed; what was staged is no
+    /// longer trustworthy in memory, so reads fail instead of missing it
+    /// (openraft stops on the original error, and a restart re-applies from
+    /// the log).
+    #[error("staged applies were lost by an earlier failed apply or write")]
     DeferredLost,
 
     /// A background blocking task that ran a redb transaction panicked or was cancelled.

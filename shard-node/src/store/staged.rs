@@ -163,20 +163,7 @@ impl<'a, V: Column> Layer<'a, V> {
         low: Bound<&[u8]>,
         high: Bound<&[u8]>,
     ) -> Result<(), StoreError> {
-        let mut doomed: Vec<Vec<u8>> = self
-            .changes
-            .0
-            .range::<[u8], _>((low, high))
-            .filter(|(_, value)| value.is_some())
-            .map(|(key, _)| key.clone())
-            .collect();
-        if let Some(base) = &self.base {
-            for item in base.range::<&[u8]>((low, high))? {
-                let (key, _) = item?;
-                doomed.push(key.value().to_vec());
-            }
-        }
-        for key in doomed {
+        for key in self.keys(low, high, usize::MAX)? {
             self.changes.0.insert(key, None);
         }
         Ok(())
@@ -184,9 +171,19 @@ impl<'a, V: Column> Layer<'a, V> {
 
     /// The first `max` keys below `end`, in order.
     pub(crate) fn keys_below(&self, end: &[u8], max: usize) -> Result<Vec<Vec<u8>>, StoreError> {
-        let range = (Bound::Unbounded, Bound::Excluded(end));
+        self.keys(Bound::Unbounded, Bound::Excluded(end), max)
+    }
+
+    /// The first `max` keys between `low` and `high` as the layer shows
+    /// them (staged changes over redb), in order.
+    fn keys(
+        &self,
+        low: Bound<&[u8]>,
+        high: Bound<&[u8]>,
+        max: usize,
+    ) -> Result<Vec<Vec<u8>>, StoreError> {
         let base = match &self.base {
-            Some(base) => Some(base.range::<&[u8]>(range)?),
+            Some(base) => Some(base.range::<&[u8]>((low, high))?),
             None => None,
         };
         let base = base.into_iter().flatten().map(|item| {
@@ -196,7 +193,7 @@ impl<'a, V: Column> Layer<'a, V> {
         let staged = self
             .changes
             .0
-            .range::<[u8], _>(range)
+            .range::<[u8], _>((low, high))
             .map(|(key, value)| (key.clone(), value.as_ref().map(drop)));
         merge(base, staged)
             .take(max)
