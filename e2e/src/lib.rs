@@ -17,9 +17,10 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use shardline_client::{ClientOptions, KvClient};
 use shardline_proto::pb;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 pub mod controller;
 pub mod processes;
@@ -95,6 +96,30 @@ where
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// The whole HTTP/1.0 answer (status line, headers, body) of `GET path`
+/// on `addr`, within 5 s.
+pub async fn http_get(addr: &str, path: &str) -> Result<String> {
+    let fetch = async {
+        let mut s = tokio::net::TcpStream::connect(addr).await?;
+        s.write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
+            .await?;
+        let mut out = String::new();
+        s.read_to_string(&mut out).await?;
+        anyhow::Ok(out)
+    };
+    tokio::time::timeout(Duration::from_secs(5), fetch)
+        .await
+        .context("HTTP GET timed out")?
+}
+
+/// The value of the sample `series` (name and labels, as rendered) in a
+/// Prometheus text exposition, if present.
+pub fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
 }
 
 /// A shard group: [`Processes`] of `shard-node` (group 1), plus what only a

@@ -8,8 +8,7 @@ use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
 use shardline_e2e::controller::TestController;
-use shardline_e2e::wait_until;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use shardline_e2e::{http_get, wait_until};
 
 fn group(gid: u64) -> (u64, Vec<String>) {
     (gid, vec![format!("10.2.{gid}.1:7400")])
@@ -133,19 +132,4 @@ async fn five_members(ctl: &mut TestController) -> Result<()> {
         "new member holds config 1"
     );
     Ok(())
-}
-
-/// One plain HTTP/1.0 GET; returns the whole response.
-async fn http_get(addr: &str, path: &str) -> Result<String> {
-    let fetch = async {
-        let mut s = tokio::net::TcpStream::connect(addr).await?;
-        s.write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
-            .await?;
-        let mut out = String::new();
-        s.read_to_string(&mut out).await?;
-        anyhow::Ok(out)
-    };
-    tokio::time::timeout(Duration::from_secs(5), fetch)
-        .await
-        .context("HTTP GET timed out")?
 }

@@ -1,12 +1,13 @@
 //! Catch-up of a member that was down: from the log after a short outage,
 //! and by snapshot after the rest of the group compacted its log past the
-//! member's position.
+//! member's position (while it is down, the leader retries it with a
+//! backoff, not in a tight loop).
 
 use std::time::Duration;
 
 use anyhow::{ensure, Result};
 use shardline_client::{AdminClient, ReadMode};
-use shardline_e2e::{quick_options, TestGroup};
+use shardline_e2e::{http_get, metric, quick_options, TestGroup};
 
 async fn write_range(client: &shardline_client::KvClient, from: u64, to: u64) -> Result<()> {
     for i in from..to {
@@ -33,6 +34,25 @@ async fn follower_kept_down_past_compaction_catches_up_by_snapshot() -> Result<(
         .await?;
 
     group.kill(follower);
+    // While the follower is down the leader keeps trying it, with a backoff:
+    // heartbeats every 100 ms and replication every 200 ms fail, not a
+    // connection attempt in a tight loop (that spun a core and wrote
+    // thousands of log lines a second).
+    let failures = format!(
+        "shardline_raft_replication_stream_failures_total{{peer=\"{follower}\",reason=\"status\"}}"
+    );
+    let http = group
+        .members
+        .iter()
+        .find(|m| m.id == leader)
+        .unwrap()
+        .http
+        .clone();
+    let failed = || async {
+        let text = http_get(&http, "/metrics").await?;
+        anyhow::Ok(metric(&text, &failures).unwrap_or(0.0))
+    };
+    let (before_failures, since) = (failed().await?, std::time::Instant::now());
     write_range(&client, 200, 600).await?;
     // Compact every running member so the follower's next entry is gone.
     for m in group.members.iter().filter(|m| m.is_running()) {
@@ -62,6 +82,12 @@ async fn follower_kept_down_past_compaction_catches_up_by_snapshot() -> Result<(
         },
     )
     .await?;
+
+    let rate = (failed().await? - before_failures) / since.elapsed().as_secs_f64();
+    ensure!(
+        rate < 100.0,
+        "the leader failed {rate:.0} connections a second to the dead follower"
+    );
 
     group.restart(follower)?;
     let st = group

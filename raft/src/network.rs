@@ -469,6 +469,18 @@ impl<C: RaftTypes> RaftNetworkV2<C> for PeerClient<C> {
             return stream_append_sequential(self, input, option);
         }
         Box::pin(async move {
+            // Connect only once the first request is taken: openraft waits
+            // out its replication backoff inside the request stream, so a
+            // transport that connected first would retry an unreachable
+            // peer in a tight loop (a core spinning, thousands of failures a
+            // second, for as long as a member is down).
+            let mut input = input;
+            let Some(first) = input.next().await else {
+                let none: BoxStream<'s, Result<StreamAppendResult<C>, RPCError<C>>> =
+                    Box::pin(futures::stream::empty());
+                return Ok(none);
+            };
+            let input = futures::stream::iter([first]).chain(input);
             match self.open_stream(input, option.soft_ttl()).await {
                 Ok(answers) => Ok(answers),
                 Err(CallError::Status { status, addr })

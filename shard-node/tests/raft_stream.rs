@@ -2,7 +2,9 @@
 //! `stream_append`) against fake peers on loopback, in process: requests go
 //! out without waiting for answers and answers come back in order; a
 //! request left unanswered fails the stream after openraft's soft TTL; a
-//! peer without `StreamAppend` is replicated to one request at a time.
+//! peer without `StreamAppend` is replicated to one request at a time; no
+//! connection is tried before a request is taken (openraft's backoff waits
+//! inside the request stream).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -259,4 +261,73 @@ async fn a_peer_without_stream_append_gets_one_request_at_a_time() {
     let got: Vec<_> = got.into_iter().map(|a| a.expect("an answer")).collect();
     assert_eq!(got, expected);
     assert_eq!(unary.load(Ordering::SeqCst), 3, "one unary append each");
+}
+
+#[tokio::test]
+async fn no_connection_is_tried_before_the_first_request_is_taken() {
+    // A port nothing listens on: the connection is refused at once.
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = closed.local_addr().unwrap();
+    drop(closed);
+    let mut registry = Registry::default();
+    let metrics = ReplicationMetrics::register(&mut registry);
+    let mut factory = RaftNetworkFactoryImpl::<TypeConfig>::new(GROUP, ChannelPool::default())
+        .with_metrics(metrics);
+    let mut client = factory
+        .new_client(2, &BasicNode::new(addr.to_string()))
+        .await;
+    let option = RPCOption::new(Duration::from_secs(2));
+
+    // While openraft's request stream waits (its backoff after a failure
+    // sleeps there), the peer is not dialled.
+    let (release, released) = tokio::sync::oneshot::channel::<()>();
+    let taken = Arc::new(AtomicUsize::new(0));
+    let counted = taken.clone();
+    let input = futures::stream::once(async move {
+        let _ = released.await;
+        counted.fetch_add(1, Ordering::SeqCst);
+        request(1)
+    });
+    let open = tokio::spawn(async move {
+        let result = client
+            .stream_append(Box::pin(input), option)
+            .await
+            .map(|_| ());
+        (result, client)
+    });
+    tokio::task::yield_now().await;
+    assert!(
+        !render(&registry).contains("failures_total{"),
+        "dialled before a request"
+    );
+    release.send(()).unwrap();
+    let (result, mut client) = tokio::time::timeout(Duration::from_secs(10), open)
+        .await
+        .expect("an answer within 10 s")
+        .unwrap();
+    assert!(
+        matches!(result, Err(RPCError::Unreachable(_))),
+        "{result:?}"
+    );
+    assert_eq!(
+        taken.load(Ordering::SeqCst),
+        1,
+        "the request was taken first"
+    );
+    let text = render(&registry);
+    assert!(
+        text.contains(r#"raft_replication_stream_failures_total{peer="2",reason="status"} 1"#),
+        "{text}"
+    );
+
+    // An input that ends at once opens nothing and fails nothing.
+    let empty = client
+        .stream_append(
+            futures::stream::empty(),
+            RPCOption::new(Duration::from_secs(2)),
+        )
+        .await
+        .expect("an empty stream");
+    assert_eq!(empty.count().await, 0);
+    assert!(render(&registry).contains(r#"reason="status"} 1"#));
 }
