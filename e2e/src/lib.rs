@@ -49,6 +49,28 @@ pub fn binaries() -> &'static Binaries {
             .parent()
             .expect("workspace root");
         let mut cmd = Command::new(env!("CARGO"));
+        // What `cargo test` sets for the test crate would reach build
+        // scripts that watch it (ring's watches CARGO_MANIFEST_DIR) and
+        // rebuild them, and everything above them, on every switch between
+        // this build and a plain `cargo build`.
+        for (name, _) in std::env::vars_os() {
+            let name = name.to_string_lossy();
+            if name.starts_with("CARGO_PKG_")
+                || [
+                    "CARGO_MANIFEST_DIR",
+                    "CARGO_MANIFEST_PATH",
+                    "CARGO_MANIFEST_LINKS",
+                    "CARGO_CRATE_NAME",
+                    "CARGO_BIN_NAME",
+                    "CARGO_PRIMARY_PACKAGE",
+                    "CARGO_TARGET_TMPDIR",
+                    "CARGO_RUSTC_CURRENT_DIR",
+                ]
+                .contains(&name.as_ref())
+            {
+                cmd.env_remove(name.as_ref());
+            }
+        }
         cmd.current_dir(workspace).args([
             "build",
             "--bins",
