@@ -127,7 +127,8 @@ impl Processes {
             .args(&bootstrap)
             .args(&extra)
             .args(more)
-            .env("RUST_LOG", "info,openraft=warn")
+            // The binaries' default log filter, whatever the test's RUST_LOG.
+            .env_remove("RUST_LOG")
             .stdout(log.try_clone()?)
             .stderr(log)
             .stdin(Stdio::null())

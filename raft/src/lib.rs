@@ -14,6 +14,7 @@
 //!   helpers state machines use: record codec, applied-state metadata, the
 //!   persisted current snapshot, and [`store::StoreError`].
 //! - [`network`]: client side of the Raft transport over pooled gRPC channels.
+//! - [`peer_health`]: whether replication to each peer works; logs its changes.
 //! - [`transport`]: server side of the Raft transport.
 //! - [`raft_view`]: a plain view of Raft state for status, metrics, probes.
 //! - [`read_index`]: batched linearizable-read barriers.
@@ -44,6 +45,7 @@ pub mod join;
 pub mod lifecycle;
 pub mod metrics;
 pub mod network;
+pub mod peer_health;
 pub mod probes;
 pub mod process;
 pub mod raft_view;

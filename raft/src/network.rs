@@ -45,6 +45,7 @@ use shardline_proto::pb::RaftMessage;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::metrics::ReplicationMetrics;
+use crate::peer_health::PeerHealth;
 use crate::{NodeId, RaftTypes, Snapshot, SnapshotData, SnapshotMeta, Vote};
 
 /// Snapshot bytes per stream message when openraft does not set a chunk size.
@@ -90,6 +91,8 @@ pub struct RaftNetworkFactoryImpl<C> {
     /// Counts replication streams (unregistered unless set with
     /// [`Self::with_metrics`]).
     metrics: ReplicationMetrics,
+    /// Logs when streams to a peer start or stop failing.
+    health: PeerHealth,
     _types: PhantomData<fn() -> C>,
 }
 
@@ -99,6 +102,7 @@ impl<C> RaftNetworkFactoryImpl<C> {
             group_id,
             pool,
             metrics: ReplicationMetrics::default(),
+            health: PeerHealth::default(),
             _types: PhantomData,
         }
     }
@@ -112,8 +116,13 @@ impl<C> RaftNetworkFactoryImpl<C> {
 
 impl<C> Clone for RaftNetworkFactoryImpl<C> {
     fn clone(&self) -> Self {
-        RaftNetworkFactoryImpl::new(self.group_id, self.pool.clone())
-            .with_metrics(self.metrics.clone())
+        RaftNetworkFactoryImpl {
+            group_id: self.group_id,
+            pool: self.pool.clone(),
+            metrics: self.metrics.clone(),
+            health: self.health.clone(),
+            _types: PhantomData,
+        }
     }
 }
 
@@ -128,6 +137,7 @@ impl<C: RaftTypes> RaftNetworkFactory<C> for RaftNetworkFactoryImpl<C> {
             pool: self.pool.clone(),
             streaming: true,
             metrics: self.metrics.clone(),
+            health: self.health.clone(),
             _types: PhantomData,
         }
     }
@@ -142,6 +152,7 @@ pub struct PeerClient<C> {
     /// False once the peer answered `StreamAppend` with `Unimplemented`.
     streaming: bool,
     metrics: ReplicationMetrics,
+    health: PeerHealth,
     _types: PhantomData<fn() -> C>,
 }
 
@@ -353,6 +364,7 @@ impl<C: RaftTypes> PeerClient<C> {
                 status,
             })?;
         self.metrics.opened(self.target);
+        self.health.reached(self.target, &self.addr);
         let answers = Answers {
             inbound: opened.into_inner(),
             in_flight,
@@ -360,6 +372,7 @@ impl<C: RaftTypes> PeerClient<C> {
             target: self.target,
             addr: self.addr.clone(),
             metrics: self.metrics.clone(),
+            health: self.health.clone(),
             _types: PhantomData,
         };
         Ok(Box::pin(futures::stream::unfold(
@@ -375,6 +388,9 @@ impl<C: RaftTypes> PeerClient<C> {
                     }
                     Err(e) => {
                         answers.metrics.failed(answers.target, e.reason());
+                        answers
+                            .health
+                            .failed(answers.target, &answers.addr, e.reason(), &e);
                         Some((Err(e.into_rpc()), None))
                     }
                 }
@@ -393,6 +409,7 @@ struct Answers<C> {
     target: NodeId,
     addr: String,
     metrics: ReplicationMetrics,
+    health: PeerHealth,
     _types: PhantomData<fn() -> C>,
 }
 
@@ -492,6 +509,7 @@ impl<C: RaftTypes> RaftNetworkV2<C> for PeerClient<C> {
                 }
                 Err(e) => {
                     self.metrics.failed(self.target, e.reason());
+                    self.health.failed(self.target, &self.addr, e.reason(), &e);
                     Err(e.into_rpc())
                 }
             }

@@ -7,13 +7,25 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_stream::wrappers::TcpListenerStream;
 use tracing_subscriber::EnvFilter;
 
+/// The default log filter: `info`, openraft's own chatter at `warn`, and
+/// not openraft's warning for every failed heartbeat or replication attempt
+/// (ten or more a second while a peer is down): [`crate::peer_health`] logs
+/// when replication to a peer starts and stops failing, and the metrics
+/// count each attempt.
+pub const DEFAULT_LOG_FILTER: &str = "info,openraft=warn,\
+    openraft::core::heartbeat::worker=error,\
+    openraft::replication=error,\
+    openraft::replication::stream_state=warn,\
+    openraft::replication::snapshot_transmitter=warn,\
+    openraft::engine::handler::replication_handler=error";
+
 /// Logs to stderr through `tracing`, filtered by `RUST_LOG` (default:
-/// `info`, with openraft's own chatter at `warn`).
+/// [`DEFAULT_LOG_FILTER`]).
 pub fn init_tracing() {
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| EnvFilter::new("info,openraft=warn")),
+                .unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER)),
         )
         .with_target(false)
         .init();

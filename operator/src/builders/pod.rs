@@ -126,11 +126,6 @@ pub fn container(cx: &BuildCtx, member: Member) -> Container {
                 )),
                 ..Default::default()
             },
-            EnvVar {
-                name: "RUST_LOG".into(),
-                value: Some("info".into()),
-                ..Default::default()
-            },
         ]),
         env_from: Some(vec![EnvFromSource {
             config_map_ref: Some(ConfigMapEnvSource {

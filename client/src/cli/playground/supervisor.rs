@@ -170,9 +170,8 @@ fn spawn(p: &ProcessSpec) -> anyhow::Result<tokio::process::Child> {
         .stderr(Stdio::from(log_err))
         .process_group(0)
         .kill_on_drop(true);
-    if std::env::var_os("RUST_LOG").is_none() {
-        cmd.env("RUST_LOG", "info");
-    }
+    // RUST_LOG, when set, is inherited; otherwise each binary's default
+    // filter applies.
     // Plain text in the log files, no terminal colour codes.
     cmd.env("NO_COLOR", "1");
     cmd.spawn()
