@@ -34,11 +34,12 @@ pub enum Error {
 
     /// No member of a Raft group led or named its leader for a membership
     /// change (every address was tried once).
-    #[error("{call} on {target}: no member led the group (last answer: {last})")]
+    #[error("{call} on {target}: no member led the group (answers: {answers})")]
     NoLeaderReached {
         call: &'static str,
         target: String,
-        last: String,
+        /// Every member's answer, in the order asked.
+        answers: String,
     },
 
     /// The controller endpoints could not be turned into a gRPC channel.

@@ -39,7 +39,7 @@ use tracing::debug;
 use super::{ClusterApi, ClusterView, GroupLeader, GroupReport, RaftMember, Target};
 use crate::error::{Error, Result};
 
-/// `NotLeader` hints followed at most per membership call.
+/// Leader hints followed at most per membership call or status query.
 pub const MAX_LEADER_HOPS: u32 = 3;
 /// Default deadline of `AddMember` (which waits for the learner to catch
 /// up) and `RemoveMember`.
@@ -116,7 +116,8 @@ impl GrpcClusterApi {
     /// balanced channel, else each member in turn, the first answer that
     /// names a leader; then from that leader itself when another member
     /// answered (a member removed from the group but still running may
-    /// hold a stale membership). Falls back to the best answer it got.
+    /// hold a stale membership), following at most [`MAX_LEADER_HOPS`] hints.
+    /// Falls back to the best answer it got.
     async fn led_status(&self, target: &Target) -> Result<pb::StatusResponse> {
         let has_leader = |r: &pb::StatusResponse| r.leader_id.is_some_and(|id| id > 0);
         let first = self.admin_status(self.channel(target)?).await;
@@ -136,22 +137,31 @@ impl GrpcClusterApi {
                 }
             }
         }
-        let Some(answer) = led else { return first };
-        if answer.leader_id == Some(answer.node_id) || answer.leader_addr.is_empty() {
-            return Ok(answer);
-        }
-        let leader = url(&answer.leader_addr);
-        match self
-            .admin_status(self.member_channel(target, &leader)?)
-            .await
-        {
-            Ok(r) if r.leader_id == Some(r.node_id) => Ok(r),
-            Ok(_) => Ok(answer),
-            Err(e) => {
-                debug!(%leader, error = %e, "leader did not answer Status");
-                Ok(answer)
+        let Some(mut answer) = led else { return first };
+        // Follow the named leader until one confirms it leads; a hint is
+        // taken only from a term at least as new (a member that has not
+        // heard of a leadership transfer yet names the old leader, which
+        // names the new one).
+        let mut asked = HashSet::from([answer.node_id]);
+        for _ in 0..MAX_LEADER_HOPS {
+            let Some(next) = answer.leader_id else { break };
+            if next == answer.node_id || answer.leader_addr.is_empty() || !asked.insert(next) {
+                break;
+            }
+            let leader = url(&answer.leader_addr);
+            match self
+                .admin_status(self.member_channel(target, &leader)?)
+                .await
+            {
+                Ok(r) if has_leader(&r) && r.term >= answer.term => answer = r,
+                Ok(_) => break,
+                Err(e) => {
+                    debug!(%leader, id = next, error = %e, "leader did not answer Status");
+                    break;
+                }
             }
         }
+        Ok(answer)
     }
 
     /// Makes `call` (an Admin RPC made by `send`) on the leader of the group
@@ -174,7 +184,7 @@ impl GrpcClusterApi {
             .collect();
         let mut tried = HashSet::new();
         let mut hops = 0;
-        let mut last = String::from("no member address to try");
+        let mut answers: Vec<String> = Vec::new();
         while let Some(endpoint) = queue.pop_front() {
             if !tried.insert(endpoint.clone()) {
                 continue;
@@ -192,7 +202,7 @@ impl GrpcClusterApi {
                     })
                 }
             };
-            last = format!("{endpoint}: {}", status.message());
+            let answer = format!("{endpoint}: {}", status.message());
             match detail_of(&status) {
                 Some(Kind::NotLeader(nl)) if !nl.leader_addr.is_empty() => {
                     if hops < MAX_LEADER_HOPS {
@@ -211,12 +221,17 @@ impl GrpcClusterApi {
                     })
                 }
             }
-            debug!(%endpoint, call, %last, "trying the next member");
+            debug!(%endpoint, call, %answer, "trying the next member");
+            answers.push(answer);
         }
         Err(Error::NoLeaderReached {
             call,
             target: target.key.clone(),
-            last,
+            answers: if answers.is_empty() {
+                "no member address to try".into()
+            } else {
+                answers.join("; ")
+            },
         })
     }
 
@@ -421,6 +436,8 @@ impl ClusterApi for GrpcClusterApi {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
 
     #[tokio::test]
@@ -443,6 +460,96 @@ mod tests {
         );
         assert!(started.elapsed() < Duration::from_secs(3));
         api.forget(&target);
+    }
+
+    /// An Admin server answering `Status` with what the test set.
+    #[derive(Clone, Default)]
+    struct StatusOnly(Arc<Mutex<pb::StatusResponse>>);
+
+    #[tonic::async_trait]
+    impl pb::admin_server::Admin for StatusOnly {
+        async fn status(
+            &self,
+            _: tonic::Request<pb::StatusRequest>,
+        ) -> std::result::Result<tonic::Response<pb::StatusResponse>, tonic::Status> {
+            Ok(tonic::Response::new(self.0.lock().unwrap().clone()))
+        }
+        async fn add_member(
+            &self,
+            _: tonic::Request<pb::AddMemberRequest>,
+        ) -> std::result::Result<tonic::Response<pb::MembershipResponse>, tonic::Status> {
+            Err(tonic::Status::unimplemented("status only"))
+        }
+        async fn remove_member(
+            &self,
+            _: tonic::Request<pb::RemoveMemberRequest>,
+        ) -> std::result::Result<tonic::Response<pb::MembershipResponse>, tonic::Status> {
+            Err(tonic::Status::unimplemented("status only"))
+        }
+        async fn compact(
+            &self,
+            _: tonic::Request<pb::CompactRequest>,
+        ) -> std::result::Result<tonic::Response<pb::CompactResponse>, tonic::Status> {
+            Err(tonic::Status::unimplemented("status only"))
+        }
+        async fn transfer_leader(
+            &self,
+            _: tonic::Request<pb::TransferLeaderRequest>,
+        ) -> std::result::Result<tonic::Response<pb::TransferLeaderResponse>, tonic::Status>
+        {
+            Err(tonic::Status::unimplemented("status only"))
+        }
+    }
+
+    async fn serve(member: StatusOnly) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(pb::admin_server::AdminServer::new(member))
+                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+        );
+        addr
+    }
+
+    fn status(node_id: u64, term: u64, leader: (u64, &str)) -> pb::StatusResponse {
+        pb::StatusResponse {
+            node_id,
+            term,
+            leader_id: Some(leader.0),
+            leader_addr: leader.1.to_string(),
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn group_status_follows_leader_hints_of_newer_terms() {
+        // Node 2 has not heard of the transfer from 3 to 1 yet; node 3 has.
+        let [one, two, three] = [(); 3].map(|_| StatusOnly::default());
+        let [a1, a2, a3] = [
+            serve(one.clone()).await,
+            serve(two.clone()).await,
+            serve(three.clone()).await,
+        ];
+        *one.0.lock().unwrap() = status(1, 2, (1, &a1));
+        *two.0.lock().unwrap() = status(2, 1, (3, &a3));
+        *three.0.lock().unwrap() = status(3, 2, (1, &a1));
+        let api = GrpcClusterApi::new(Duration::from_secs(2));
+        let target = Target {
+            key: "ns/kv/g1".into(),
+            endpoints: vec![format!("http://{a2}")],
+        };
+        let report = api.group_status(&target).await.unwrap();
+        assert_eq!(
+            report.leader.map(|l| (l.id, l.address)),
+            Some((1, a1.clone()))
+        );
+
+        // A hint from an older term than the answer's is not followed.
+        *three.0.lock().unwrap() = status(3, 0, (1, &a1));
+        api.forget(&target);
+        let report = api.group_status(&target).await.unwrap();
+        assert_eq!(report.leader.map(|l| l.id), Some(3));
     }
 
     #[tokio::test]
