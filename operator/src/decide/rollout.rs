@@ -3,10 +3,12 @@
 //! StatefulSets use `OnDelete`; the operator restarts one pod at a time per
 //! Raft group, highest ordinal first, and only while the whole group is
 //! healthy (every member ready, none terminating), so a group never loses
-//! more than one voter to an update. When the leader is known it goes last,
-//! and before it restarts its leadership is handed to an updated member
+//! more than one voter to an update. The leader goes last, and before it
+//! restarts its leadership is handed to an updated member
 //! ([`RolloutStep::MoveLeader`]), so the group never waits out an election
-//! timeout for a planned restart.
+//! timeout for a planned restart. A group of several members whose leader
+//! the operator could not learn this pass (no member answered, or one was
+//! being elected) waits: any pod restarted then might be the leader.
 
 /// One pod of a Raft group.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,7 +53,8 @@ pub enum RolloutStep {
     },
 }
 
-/// Decides the next rollout step of a group of `replicas` members.
+/// Decides the next rollout step of a group of `replicas` members led by
+/// the pod at `leader_ordinal` (`None`: not known).
 pub fn next_step(
     replicas: i32,
     update_revision: Option<&str>,
@@ -71,7 +74,7 @@ pub fn next_step(
     let n = outdated.len();
     let healthy =
         pods.len() == replicas.max(0) as usize && pods.iter().all(|p| p.ready && !p.terminating);
-    if !healthy {
+    if !healthy || (leader_ordinal.is_none() && pods.len() > 1) {
         return RolloutStep::Wait { outdated: n };
     }
     // Highest ordinal first, leader last.
@@ -128,7 +131,7 @@ mod tests {
     fn highest_ordinal_first() {
         let pods = [pod(0, "a"), pod(1, "a"), pod(2, "a")];
         assert_eq!(
-            next_step(3, Some("b"), &pods, None),
+            next_step(3, Some("b"), &pods, Some(0)),
             RolloutStep::Restart {
                 ordinal: 2,
                 outdated: 3
@@ -136,9 +139,27 @@ mod tests {
         );
         let pods = [pod(0, "a"), pod(1, "a"), pod(2, "b")];
         assert_eq!(
-            next_step(3, Some("b"), &pods, None),
+            next_step(3, Some("b"), &pods, Some(0)),
             RolloutStep::Restart {
                 ordinal: 1,
+                outdated: 2
+            }
+        );
+    }
+
+    #[test]
+    fn an_unknown_leader_waits() {
+        // Any of them might lead: restarting one could cost an election.
+        let pods = [pod(0, "a"), pod(1, "a"), pod(2, "b")];
+        assert_eq!(
+            next_step(3, Some("b"), &pods, None),
+            RolloutStep::Wait { outdated: 2 }
+        );
+        // Known again: the rollout goes on.
+        assert_eq!(
+            next_step(3, Some("b"), &pods, Some(1)),
+            RolloutStep::Restart {
+                ordinal: 0,
                 outdated: 2
             }
         );
@@ -151,19 +172,19 @@ mod tests {
         p2.ready = false;
         let pods = [pod(0, "a"), pod(1, "a"), p2];
         assert_eq!(
-            next_step(3, Some("b"), &pods, None),
+            next_step(3, Some("b"), &pods, Some(0)),
             RolloutStep::Wait { outdated: 2 }
         );
         // A member missing entirely: wait.
         assert_eq!(
-            next_step(3, Some("b"), &[pod(0, "a"), pod(1, "a")], None),
+            next_step(3, Some("b"), &[pod(0, "a"), pod(1, "a")], Some(0)),
             RolloutStep::Wait { outdated: 2 }
         );
         // A member terminating: wait.
         let mut p1 = pod(1, "a");
         p1.terminating = true;
         assert_eq!(
-            next_step(3, Some("b"), &[pod(0, "a"), p1, pod(2, "b")], None),
+            next_step(3, Some("b"), &[pod(0, "a"), p1, pod(2, "b")], Some(0)),
             RolloutStep::Wait { outdated: 2 }
         );
     }
@@ -224,7 +245,7 @@ mod tests {
 
     #[test]
     fn single_replica_restarts_when_ready() {
-        // Nobody to hand leadership to.
+        // Nobody to hand leadership to, and its one pod, ready, leads.
         assert_eq!(
             next_step(1, Some("b"), &[pod(0, "a")], Some(0)),
             RolloutStep::Restart {
