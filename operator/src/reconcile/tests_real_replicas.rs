@@ -15,8 +15,8 @@ use crate::cluster_api::{ClusterApi, Target};
 use crate::decide::conditions::PROGRESSING;
 use crate::fixtures::real::{start_group, wait_for_voters, Kind, Mapped, RealMember};
 use crate::fixtures::{
-    cluster, cond, deletes, edit_spec as edit, event_reasons, sts_applies, Call, FakeController,
-    Harness,
+    cluster, cond, deletes, edit_spec as edit, event_notes, event_reasons, sts_applies, Call,
+    FakeController, Harness,
 };
 use crate::names::Member;
 
@@ -77,8 +77,8 @@ async fn shard_group_grows_3_to_5_and_back_through_its_real_raft_membership() {
     let calls = h.reconcile().await;
     assert!(
         event_reasons(&calls).contains(&"MemberAdded".to_string()),
-        "{:?}",
-        event_reasons(&calls)
+        "{:#?}",
+        event_notes(&calls)
     );
     assert_eq!(voter_ids(&nodes[0], 4).await, [1, 2, 3, 4]);
     h.api.set_pod_ready("kv-g1-3", true);
@@ -184,12 +184,14 @@ async fn a_rollout_moves_the_real_leadership_before_restarting_the_leader() {
 
     h.api.set_update_revision("kv-g1", "rev2");
     let mut order = Vec::new();
+    let mut events = Vec::new();
     for _ in 0..5 {
         let calls = h.reconcile().await;
         order.extend(deletes(&calls));
         if event_reasons(&calls).contains(&"LeaderMoved".to_string()) {
             order.push("LeaderMoved".to_string());
         }
+        events.extend(event_notes(&calls));
         h.api.set_ready("kv-g1");
     }
     // Leader last, and its leadership moved (for real) just before its pod
@@ -201,7 +203,7 @@ async fn a_rollout_moves_the_real_leadership_before_restarting_the_leader() {
         .map(pod)
         .chain(["LeaderMoved".to_string(), pod(leader)])
         .collect();
-    assert_eq!(order, expected);
+    assert_eq!(order, expected, "events: {events:#?}");
     let successor = if leader == 1 { 2 } else { 1 };
     assert_eq!(
         leader_of(&wait_for_voters(&nodes[0].endpoint(), 3).await),
