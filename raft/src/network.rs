@@ -364,7 +364,6 @@ impl<C: RaftTypes> PeerClient<C> {
                 status,
             })?;
         self.metrics.opened(self.target);
-        self.health.reached(self.target, &self.addr);
         let answers = Answers {
             inbound: opened.into_inner(),
             in_flight,
@@ -373,6 +372,7 @@ impl<C: RaftTypes> PeerClient<C> {
             addr: self.addr.clone(),
             metrics: self.metrics.clone(),
             health: self.health.clone(),
+            answered: false,
             _types: PhantomData,
         };
         Ok(Box::pin(futures::stream::unfold(
@@ -381,6 +381,10 @@ impl<C: RaftTypes> PeerClient<C> {
                 let mut answers = state?;
                 match answers.next().await? {
                     Ok(answer) => {
+                        if !answers.answered {
+                            answers.answered = true;
+                            answers.health.reached(answers.target, &answers.addr);
+                        }
                         // openraft's stream ends after a refusal (conflict,
                         // higher vote); so does this one.
                         let go_on = answer.is_ok();
@@ -410,6 +414,8 @@ struct Answers<C> {
     addr: String,
     metrics: ReplicationMetrics,
     health: PeerHealth,
+    /// Whether an answer came on this stream yet (the peer works).
+    answered: bool,
     _types: PhantomData<fn() -> C>,
 }
 
