@@ -79,8 +79,10 @@ pub struct Args {
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,
 
-    /// Seconds the Lease stays valid without renewal.
-    #[arg(long, default_value_t = 15)]
+    /// Seconds the Lease stays valid without renewal (at least 3: it is
+    /// renewed a third of this before it expires; shorter would renew in a
+    /// loop against the API server).
+    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(3..))]
     pub lease_duration_secs: u64,
 
     /// Deadline of every call to a cluster's controller.
@@ -204,6 +206,12 @@ mod tests {
         assert_eq!(cli.run.controller_timeout, Duration::from_secs(2));
         assert_eq!(cli.run.membership_timeout, Duration::from_secs(30));
         assert!(cli.run.no_leader_election);
+        for short in ["0", "2"] {
+            let err = Cli::try_parse_from(["shardline-operator", "--lease-duration-secs", short])
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("lease-duration-secs"), "{err}");
+        }
         let cli = Cli::try_parse_from(["shardline-operator", "render", "-f", "x.yaml"]).unwrap();
         assert!(
             matches!(cli.command, Some(Command::Render { ref namespace, .. }) if namespace == "default")
