@@ -15,6 +15,7 @@ pub mod events;
 pub mod members;
 pub mod observe;
 pub mod status;
+pub mod trigger;
 
 #[cfg(test)]
 mod tests;
@@ -35,7 +36,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::runtime::controller::Action;
 use kube::runtime::events::Recorder;
 use kube::runtime::finalizer::{finalizer, Event as Finalizer};
-use kube::runtime::{watcher, Controller};
+use kube::runtime::{watcher, Controller, WatchStreamExt};
 use kube::{Api, Client, Resource, ResourceExt};
 use shardline_proto::pb;
 use tracing::{info, instrument, warn};
@@ -535,7 +536,15 @@ pub async fn run_controller(
     let clusters = Api::<ShardedCluster>::all(ctx.client.clone());
     let owned = Api::<StatefulSet>::all(ctx.client.clone());
     let managed = format!("{}={}", names::LABEL_MANAGED_BY, names::FIELD_MANAGER);
-    Controller::new(clusters, watcher::Config::default().any_semantic())
+    // Every pass patches the status (key counts, ops/s change with traffic):
+    // unfiltered, each patch would trigger the next pass at once.
+    let (reader, writer) = kube::runtime::reflector::store();
+    let triggers = watcher(clusters, watcher::Config::default().any_semantic())
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(trigger::not_status, Default::default());
+    Controller::for_stream(triggers, reader)
         .owns(owned, watcher::Config::default().labels(&managed))
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
