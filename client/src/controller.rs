@@ -26,6 +26,7 @@
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::Stream;
 use shardline_proto::pb;
@@ -298,6 +299,11 @@ impl ControllerClient {
     }
 }
 
+/// Shortest and longest pause before reopening a config watch that broke
+/// again without delivering a config.
+const WATCH_PAUSE_MIN: Duration = Duration::from_millis(20);
+const WATCH_PAUSE_MAX: Duration = Duration::from_secs(1);
+
 /// A config feed from [`ControllerClient::watch`].
 pub struct ConfigWatch {
     client: ControllerClient,
@@ -313,10 +319,13 @@ impl ConfigWatch {
     }
 
     /// The next config, waiting as long as it takes. A broken stream is
-    /// reopened (with the client's retries) from the last delivered config;
-    /// an error means no member could be reached within the client's total
-    /// deadline, and calling again tries again.
+    /// reopened (with the client's retries) from the last delivered config,
+    /// at once the first time and then after a growing pause while streams
+    /// keep breaking without delivering (a member shutting down ends each
+    /// stream as it opens); an error means no member could be reached
+    /// within the client's total deadline, and calling again tries again.
     pub async fn next(&mut self) -> Result<Config, ClientError> {
+        let mut pause = Duration::ZERO;
         loop {
             let stream = match &mut self.stream {
                 Some(s) => s,
@@ -332,8 +341,10 @@ impl ConfigWatch {
                     return Ok(config);
                 }
                 Ok(None) | Err(_) => {
-                    tracing::debug!(after = self.after, "config watch broke; reopening");
+                    tracing::debug!(after = self.after, ?pause, "config watch broke; reopening");
                     self.stream = None;
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).clamp(WATCH_PAUSE_MIN, WATCH_PAUSE_MAX);
                 }
             }
         }
