@@ -167,6 +167,7 @@ pub async fn run(args: Args, stop: watch::Receiver<bool>) -> Result<()> {
         recorder: Recorder::new(client.clone(), reporter),
         metrics: metrics.clone(),
         requeue: Requeue::default(),
+        move_failures: Default::default(),
     });
     let work = || reconcile::run_controller(ctx, shutdown_signal(stop.clone()));
     let result = if args.no_leader_election {

@@ -83,6 +83,32 @@ pub struct Context {
     pub metrics: Metrics,
     /// Requeue intervals.
     pub requeue: Requeue,
+    /// Leadership moves that failed in a row, per Raft group.
+    pub move_failures: MoveFailures,
+}
+
+/// Failed leadership moves in a row before a rollout restarts the leader
+/// anyway (each is retried on the next pass).
+pub const MAX_LEADER_MOVE_ATTEMPTS: u32 = 3;
+
+/// Counts consecutive failed leadership moves per Raft group (keyed
+/// `namespace/object`). In memory: an operator restart starts the count
+/// again, which only delays the restart it bounds.
+#[derive(Default)]
+pub struct MoveFailures(std::sync::Mutex<std::collections::HashMap<String, u32>>);
+
+impl MoveFailures {
+    /// Records a failure; returns how many in a row.
+    fn failed(&self, key: &str) -> u32 {
+        let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let n = m.entry(key.to_string()).or_default();
+        *n += 1;
+        *n
+    }
+
+    fn clear(&self, key: &str) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).remove(key);
+    }
 }
 
 /// The controller target (endpoints of every controller pod) of a cluster.
@@ -414,6 +440,7 @@ async fn roll(
             Member::Group(g) => leaders.get(&g).and_then(|l| ordinal(l.id)),
         };
         let object = member.object_name(&cx.name);
+        let move_key = format!("{}/{object}", cx.namespace);
         match rollout::next_step(
             replicas,
             sts.update_revision.as_deref(),
@@ -450,6 +477,7 @@ async fn roll(
                     .await
                 {
                     Ok(term) => {
+                        ctx.move_failures.clear(&move_key);
                         let note = format!(
                             "moved {object}'s leadership from {old} to {new} (term {term}) \
                              before restarting {old}"
@@ -457,21 +485,33 @@ async fn roll(
                         events::normal(&ctx.recorder, oref, "LeaderMoved", "Roll", note).await;
                     }
                     Err(e) => {
-                        // Restart anyway: the group elects a new leader as it
-                        // would after any failure of the leader.
-                        warn!(%object, %old, error = %e, "moving leadership failed");
-                        let note = format!(
-                            "moving {object}'s leadership off {old} failed ({e}); restarting \
-                             it anyway, the group elects a new leader"
-                        );
+                        // Retried on the next passes; after that, restart
+                        // anyway: the group elects a new leader as it would
+                        // after any failure of the leader.
+                        let n = ctx.move_failures.failed(&move_key);
+                        warn!(%object, %old, error = %e, attempt = n, "moving leadership failed");
+                        let give_up = n >= MAX_LEADER_MOVE_ATTEMPTS;
+                        let then = if give_up {
+                            "restarting it anyway, the group elects a new leader".to_string()
+                        } else {
+                            format!(
+                                "attempt {n} of {MAX_LEADER_MOVE_ATTEMPTS}, retried on the next pass"
+                            )
+                        };
+                        let note =
+                            format!("moving {object}'s leadership off {old} failed ({e}); {then}");
                         events::warning(&ctx.recorder, oref, "LeaderMoveFailed", "Roll", note)
                             .await;
-                        restart(ctx, cx, oref, member, from, outdated, replicas).await?;
+                        if give_up {
+                            ctx.move_failures.clear(&move_key);
+                            restart(ctx, cx, oref, member, from, outdated, replicas).await?;
+                        }
                     }
                 }
                 rolling.push(object);
             }
             RolloutStep::Restart { ordinal, outdated } => {
+                ctx.move_failures.clear(&move_key);
                 restart(ctx, cx, oref, member, ordinal, outdated, replicas).await?;
                 rolling.push(object);
             }

@@ -463,7 +463,7 @@ async fn rolling_update_restarts_the_group_leader_last() {
 }
 
 #[tokio::test]
-async fn a_leader_that_cannot_hand_over_is_restarted_anyway_with_a_warning() {
+async fn a_leader_that_cannot_hand_over_is_retried_then_restarted_anyway_with_a_warning() {
     let h = Harness::new(cluster(1, true));
     h.bring_up().await;
     h.controller.set_group_leader(1, 3);
@@ -473,6 +473,16 @@ async fn a_leader_that_cannot_hand_over_is_restarted_anyway_with_a_warning() {
         h.api.set_ready("kv-g1");
     }
     h.controller.refuse_changes(1, true);
+    // The move is retried on the next passes; the leader keeps running.
+    for _ in 1..crate::reconcile::MAX_LEADER_MOVE_ATTEMPTS {
+        let calls = h.reconcile().await;
+        assert_eq!(h.controller.calls().last().unwrap(), "TransferLeader 1/1");
+        assert!(event_reasons(&calls).contains(&"LeaderMoveFailed".to_string()));
+        assert!(
+            deletes(&calls).is_empty(),
+            "restarted before the last attempt"
+        );
+    }
     let calls = h.reconcile().await;
     assert_eq!(h.controller.calls().last().unwrap(), "TransferLeader 1/1");
     assert!(event_reasons(&calls).contains(&"LeaderMoveFailed".to_string()));
