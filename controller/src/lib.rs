@@ -3,8 +3,9 @@
 //!
 //! One `shard-controller` process is one member of the controller's openraft
 //! group (3 voters by default). Its core is a pure, deterministic state
-//! machine over an append-only history of shard-map configs; the Raft log,
-//! the state machine and snapshots live in one redb file per member, and the
+//! machine over an append-only history of shard-map configs; the Raft log's
+//! entries live in a write-ahead log, vote, state machine and snapshots in
+//! one redb file per member, and the
 //! Raft plumbing is shared with the shard nodes (`shardline_raft`). The
 //! shared `Config` type lives in [`shardline_proto::shardmap`] so clients and
 //! shard nodes route with it too.

@@ -9,9 +9,10 @@
 //! entries and transport payloads are postcard-encoded serde values.
 //!
 //! # Layout
-//! - [`store`]: the redb log store ([`store::LogStore`]), shared by a member's
-//!   state machine in ONE redb file (table names are parameters), plus the
-//!   helpers state machines use: record codec, applied-state metadata, the
+//! - [`store`]: the log store ([`store::LogStore`]): entries in a
+//!   write-ahead log beside the member's redb file, vote and purge point in
+//!   that file, which the state machine shares (table names are
+//!   parameters); plus the helpers state machines use: record codec, applied-state metadata, the
 //!   persisted current snapshot, and [`store::StoreError`].
 //! - [`network`]: client side of the Raft transport over pooled gRPC channels.
 //! - [`peer_health`]: whether replication to each peer works; logs its changes.

@@ -1,8 +1,9 @@
-//! The storage of a controller member: Raft log, vote, the config history
-//! and the current snapshot, all in ONE redb file.
+//! The storage of a controller member: vote, the config history and the
+//! current snapshot in ONE redb file, the Raft log's entries in the
+//! write-ahead log beside it (`<file>.wal/`).
 //!
 //! The log store is the shared `shardline_raft::store::LogStore` on the
-//! `raft_log`/`raft_meta` tables; this module adds the state machine's
+//! `raft_log`/`raft_meta` tables and that directory; this module adds the state machine's
 //! tables:
 //! - `sm_meta`: the [`Bootstrap`] recorded when the file was created, and the
 //!   last applied log id and membership;
@@ -35,7 +36,7 @@ use shardline_proto::shardmap::Config;
 use shardline_raft::store::applied::read_applied_state;
 use shardline_raft::store::codec::decode;
 use shardline_raft::store::{
-    get_record, open_database, put_record, LogTables, MetaTable, SnapshotSlot, StoreError,
+    get_record, open_database, put_record, wal_dir, LogTables, MetaTable, SnapshotSlot, StoreError,
 };
 
 use crate::command::Bootstrap;
@@ -102,7 +103,7 @@ pub fn open(path: &Path, bootstrap: Bootstrap) -> Result<OpenedStore, StoreError
     let applied = load(&db, bootstrap)?;
     let map = ShardMap::new(applied);
     Ok(OpenedStore {
-        log: LogStore::open(db.clone(), LogTables::DEFAULT)?,
+        log: LogStore::open(db.clone(), LogTables::DEFAULT, &wal_dir(path))?,
         sm: StateMachineStore::new(db, bootstrap, map.clone()),
         map,
     })

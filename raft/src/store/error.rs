@@ -38,6 +38,10 @@ pub enum StoreError {
     #[error("cannot set the durability of a redb transaction: {0}")]
     Durability(#[from] redb::SetDurabilityError),
 
+    /// The write-ahead log of entries failed (I/O, corrupt bytes, order).
+    #[error("raft log: {0}")]
+    Wal(#[from] super::wal::WalError),
+
     /// Bytes that do not encode or decode as the expected type.
     #[error("cannot encode or decode {what}: {source}")]
     Codec {

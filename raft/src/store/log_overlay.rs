@@ -1,20 +1,18 @@
 //! [`Overlay`]: the part of a member's log that is queued for the log writer
-//! but not yet committed to redb, which readers lay over the committed log.
+//! but not yet durable, which readers lay over the durable log.
 //!
 //! openraft reads entries as soon as `append` returns, before they are
-//! durable, so appended entries wait here until the writer's transaction that
-//! holds them has committed. A truncation in flight hides the committed
-//! entries it is about to delete. Every change to the overlay and the send of
-//! the matching write to the writer happen under one lock, so the writer's
-//! queue order and the overlay agree; readers take the same lock to copy what
-//! they need and to begin their redb read transaction, so they never see an
-//! entry in neither place.
+//! durable, so appended entries wait here until the writer's batch that
+//! holds them is durable. A truncation in flight hides the durable entries it
+//! is about to delete. Every change to the overlay and the send of the
+//! matching write to the writer happen under one lock, so the writer's queue
+//! order and the overlay agree. The writer publishes entries to the log's
+//! readers before it settles them here, so a reader that copies the overlay
+//! and then reads the log never finds an entry in neither place.
 
 use std::collections::BTreeMap;
 use std::ops::RangeBounds;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-
-use redb::{Database, ReadTransaction, ReadableDatabase};
 
 use super::error::StoreError;
 use crate::LogId;
@@ -50,15 +48,12 @@ struct State {
     truncates_in_flight: usize,
 }
 
-/// What a reader sees of the overlay, with the redb read transaction begun
-/// under the same lock.
+/// What a reader sees of the overlay.
 pub(super) struct View<T> {
     /// Pending entries (or their summary) the reader asked for.
     pub pending: T,
-    /// Committed entries at this index or above are being truncated.
+    /// Durable entries at this index or above are being truncated.
     pub hidden_from: Option<u64>,
-    /// A read transaction that sees every commit whose entries have left the overlay.
-    pub txn: ReadTransaction,
 }
 
 impl Overlay {
@@ -134,32 +129,26 @@ impl Overlay {
     }
 
     /// Pending entries in `range` as `(index, bytes)`, in index order.
-    pub fn entries<R: RangeBounds<u64>>(
-        &self,
-        db: &Database,
-        range: R,
-    ) -> Result<View<Vec<(u64, EntryBytes)>>, StoreError> {
+    pub fn entries<R: RangeBounds<u64>>(&self, range: R) -> View<Vec<(u64, EntryBytes)>> {
         let state = self.lock();
         let pending = state
             .pending
             .range(range)
             .map(|(index, p)| (*index, p.bytes.clone()))
             .collect();
-        Ok(View {
+        View {
             pending,
             hidden_from: state.hidden_from,
-            txn: db.begin_read()?,
-        })
+        }
     }
 
     /// The last pending entry's log id.
-    pub fn last(&self, db: &Database) -> Result<View<Option<LogId>>, StoreError> {
+    pub fn last(&self) -> View<Option<LogId>> {
         let state = self.lock();
         let pending = state.pending.last_key_value().map(|(_, p)| p.log_id);
-        Ok(View {
+        View {
             pending,
             hidden_from: state.hidden_from,
-            txn: db.begin_read()?,
-        })
+        }
     }
 }

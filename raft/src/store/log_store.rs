@@ -1,33 +1,44 @@
-//! [`LogStore`]: openraft's log storage over two redb tables of a member's
-//! file, named by [`LogTables`] so the state machine's tables can live in the
-//! same file.
+//! [`LogStore`]: openraft's log storage. Entries live in the member's
+//! write-ahead log ([`super::wal`], a directory beside the redb file); the
+//! vote, the committed id and the purge point are records in a redb table of
+//! the member's file, named by [`LogTables`] so the state machine's tables
+//! live in the same file.
 //!
 //! `append` returns as soon as the entries are readable (in the
 //! [`Overlay`]) and queued for the member's [`LogWriter`]; the append
-//! callback fires only after the writer's transaction holding them committed
-//! with `Durability::Immediate`, so an acknowledged entry survives `kill -9`.
-//! openraft 0.10 calls `append` from its core task and replicates as soon as
-//! it returns, so the leader's fsync overlaps the followers' instead of
-//! preceding them. Truncation, purge and the vote go through the same
-//! writer, in order after every earlier append, and are awaited (the vote is
-//! durable when `save_vote` returns). Reads combine redb with the overlay.
+//! callback fires only after the writer's batch holding them was flushed
+//! (fdatasync), so an acknowledged entry survives `kill -9`. openraft 0.10
+//! calls `append` from its core task and replicates as soon as it returns,
+//! so the leader's fsync overlaps the followers' instead of preceding them.
+//! Truncation, purge and the vote go through the same writer, in order after
+//! every earlier append, and are awaited (the vote is durable when
+//! `save_vote` returns). Reads combine the log with the overlay. A
+//! [`Checkpointer`] makes the redb file durable about once a second.
+//!
+//! A member file written before the log moved out of redb still holds its
+//! entries in the log table: [`LogStore::open`] moves them into the
+//! write-ahead log once, durably, then empties the table.
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::io;
 use std::marker::PhantomData;
 use std::ops::{Bound, RangeBounds};
+use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use openraft::storage::{IOFlushed, LogState, RaftLogReader, RaftLogStorage};
 use openraft::OptionalSend;
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 
+use super::checkpoint::{lock_slot, Checkpointer, CommittedSlot, CHECKPOINT_INTERVAL};
 use super::codec::{decode, encode};
 use super::error::StoreError;
 use super::log_overlay::{EntryBytes, Overlay};
-use super::log_writer::{lock_slot, CommittedSlot, Done, LogWriter, Op};
+use super::log_writer::{Done, LogWriter, Op};
 use super::records::{get_record, MetaTable};
+use super::wal::{self, WalOptions, WalReader, WalWriter};
 use crate::{LogId, LogTypes, Vote};
 
 /// Record names in the log metadata table.
@@ -39,7 +50,8 @@ pub(super) const LAST_PURGED: &str = "last_purged";
 /// last purged log ids.
 #[derive(Clone, Copy)]
 pub struct LogTables {
-    /// index -> postcard(`Entry`); redb's `u64` keys sort numerically.
+    /// index -> postcard(`Entry`): where members before the write-ahead log
+    /// kept their entries; emptied by [`LogStore::open`].
     pub log: TableDefinition<'static, u64, &'static [u8]>,
     /// [`VOTE`], [`COMMITTED`], [`LAST_PURGED`] -> postcard.
     pub meta: MetaTable,
@@ -64,14 +76,18 @@ impl LogTables {
 pub struct LogStore<C> {
     db: Arc<Database>,
     tables: LogTables,
+    /// The durable entries.
+    wal: WalReader,
     /// Entries appended but not yet durable, and truncations in flight.
     overlay: Arc<Overlay>,
-    /// The newest committed id from `save_committed`, not yet written: the
-    /// writer's next batch carries it.
+    /// The newest committed id from `save_committed`; the checkpointer
+    /// writes it.
     committed: CommittedSlot,
     /// The writer thread; dropping the last handle flushes the queue and
-    /// waits for the thread.
+    /// waits for the thread. Declared before `checkpointer` so it stops
+    /// first and the last checkpoint sees every write.
     writer: Arc<LogWriter>,
+    checkpointer: Arc<Checkpointer>,
     _types: PhantomData<fn() -> C>,
 }
 
@@ -80,33 +96,83 @@ impl<C> Clone for LogStore<C> {
         LogStore {
             db: self.db.clone(),
             tables: self.tables,
+            wal: self.wal.clone(),
             overlay: self.overlay.clone(),
             committed: self.committed.clone(),
             writer: self.writer.clone(),
+            checkpointer: self.checkpointer.clone(),
             _types: PhantomData,
         }
     }
 }
 
 impl<C: LogTypes> LogStore<C> {
-    /// The log in `tables` of `db`, creating the tables if missing, and its
-    /// writer thread.
-    pub fn open(db: Arc<Database>, tables: LogTables) -> Result<Self, StoreError> {
+    /// The log whose records are in `tables` of `db` and whose entries are
+    /// in the write-ahead log in `wal_dir`, creating what is missing, with
+    /// its writer and checkpoint threads.
+    pub fn open(db: Arc<Database>, tables: LogTables, wal_dir: &Path) -> Result<Self, StoreError> {
+        Self::open_with(
+            db,
+            tables,
+            wal_dir,
+            WalOptions::default(),
+            CHECKPOINT_INTERVAL,
+        )
+    }
+
+    /// [`open`](Self::open) with the log's file sizes and the checkpoint
+    /// interval given.
+    pub fn open_with(
+        db: Arc<Database>,
+        tables: LogTables,
+        wal_dir: &Path,
+        options: WalOptions,
+        checkpoint_every: Duration,
+    ) -> Result<Self, StoreError> {
         let txn = db.begin_write()?;
         txn.open_table(tables.log)?;
-        txn.open_table(tables.meta)?;
+        let last_purged: Option<LogId> = get_record(&txn.open_table(tables.meta)?, LAST_PURGED)?;
         txn.commit()?;
+        let (mut writer, reader) = wal::open(wal_dir, last_purged.map(|p| p.index), options)?;
+        migrate_redb_log(&db, tables, &mut writer, last_purged)?;
         let overlay = Arc::new(Overlay::new());
         let committed = CommittedSlot::default();
-        let writer = LogWriter::spawn(db.clone(), tables, overlay.clone(), committed.clone())?;
+        let checkpointer = Checkpointer::spawn(
+            db.clone(),
+            tables,
+            committed.clone(),
+            reader.clone(),
+            checkpoint_every,
+        )?;
+        let writer = LogWriter::spawn(db.clone(), tables, writer, overlay.clone())?;
         Ok(LogStore {
             db,
             tables,
+            wal: reader,
             overlay,
             committed,
             writer: Arc::new(writer),
+            checkpointer: Arc::new(checkpointer),
             _types: PhantomData,
         })
+    }
+
+    /// Stops the writer before its next batch until the hold is dropped.
+    #[cfg(test)]
+    pub(super) fn hold_writer(&self) -> super::log_writer::Hold {
+        self.writer.hold()
+    }
+
+    /// The durable entries, without the overlay.
+    #[cfg(test)]
+    pub(super) fn wal(&self) -> WalReader {
+        self.wal.clone()
+    }
+
+    /// Makes the redb file durable now, with the committed id the log holds
+    /// (the checkpointer does it about once a second and on shutdown).
+    pub fn checkpoint(&self) -> Result<(), StoreError> {
+        self.checkpointer.now()
     }
 
     /// Queues one write built by `op` and waits until the writer committed it.
@@ -171,19 +237,17 @@ impl<C: LogTypes> LogStore<C> {
         get_record(&table, key)
     }
 
-    /// Entries in `range`: committed ones (minus those being truncated) with
-    /// pending ones laid over them.
+    /// Entries in `range`: durable ones (minus those being truncated) with
+    /// pending ones laid over them. The overlay is copied first: the writer
+    /// publishes entries to the log before it settles them there.
     fn entries(&self, range: (Bound<u64>, Bound<u64>)) -> Result<Vec<C::Entry>, StoreError> {
-        let view = self.overlay.entries(&self.db, range)?;
-        let table = view.txn.open_table(self.tables.log)?;
+        let view = self.overlay.entries(range);
         let mut merged = BTreeMap::new();
-        for item in table.range::<u64>(range)? {
-            let (key, value) = item?;
-            let index = key.value();
+        for (index, bytes) in self.wal.read(range)? {
             if view.hidden_from.is_some_and(|h| index >= h) {
                 break;
             }
-            merged.insert(index, decode::<C::Entry>("log entry", value.value())?);
+            merged.insert(index, decode::<C::Entry>("log entry", &bytes)?);
         }
         for (index, bytes) in view.pending {
             merged.insert(index, decode::<C::Entry>("log entry", &bytes)?);
@@ -192,18 +256,19 @@ impl<C: LogTypes> LogStore<C> {
     }
 
     /// Last purged id from redb; last log id of the entry with the highest
-    /// index among committed (not being truncated) and pending entries.
+    /// index among durable (not being truncated) and pending entries.
     fn log_state(&self) -> Result<LogState<C>, StoreError> {
-        let view = self.overlay.last(&self.db)?;
-        let meta = view.txn.open_table(self.tables.meta)?;
-        let last_purged: Option<LogId> = get_record(&meta, LAST_PURGED)?;
-        let log = view.txn.open_table(self.tables.log)?;
-        let last_durable = match view.hidden_from {
-            Some(h) => log.range::<u64>(..h)?.next_back().transpose()?,
-            None => log.last()?,
+        let view = self.overlay.last();
+        let last_purged: Option<LogId> = self.read_raft_meta(LAST_PURGED)?;
+        let last_durable = match (view.hidden_from, self.wal.last_index()) {
+            (Some(h), Some(last)) if last >= h => match h.checked_sub(1) {
+                Some(below) => self.wal.read(below..=below)?.pop(),
+                None => None,
+            },
+            _ => self.wal.last()?,
         };
         let last_durable = match last_durable {
-            Some((_, value)) => Some(decode::<C::Entry>("log entry", value.value())?.log_id),
+            Some((_, bytes)) => Some(decode::<C::Entry>("log entry", &bytes)?.log_id),
             None => None,
         };
         let last = match (last_durable, view.pending) {
@@ -215,6 +280,52 @@ impl<C: LogTypes> LogStore<C> {
             last_log_id: last.or(last_purged),
         })
     }
+}
+
+/// Moves entries that an older build kept in the redb log table into the
+/// write-ahead log (replacing whatever an interrupted earlier move left
+/// there), makes them durable, then empties the table durably. A crash in
+/// between repeats the move at the next open.
+fn migrate_redb_log(
+    db: &Database,
+    tables: LogTables,
+    wal: &mut WalWriter,
+    last_purged: Option<LogId>,
+) -> Result<(), StoreError> {
+    let txn = db.begin_read()?;
+    let table = txn.open_table(tables.log)?;
+    let Some(first) = table.first()?.map(|(k, _)| k.value()) else {
+        return Ok(());
+    };
+    let floor = last_purged.map_or(0, |p| p.index + 1);
+    wal.clear(first.max(floor))?;
+    let mut moved = 0u64;
+    let mut chunk: Vec<(u64, Vec<u8>)> = Vec::new();
+    for item in table.range::<u64>(floor..)? {
+        let (key, value) = item?;
+        chunk.push((key.value(), value.value().to_vec()));
+        if chunk.len() == 1024 {
+            wal.append(chunk.iter().map(|(i, b)| (*i, b.as_slice())))?;
+            moved += chunk.len() as u64;
+            chunk.clear();
+        }
+    }
+    wal.append(chunk.iter().map(|(i, b)| (*i, b.as_slice())))?;
+    moved += chunk.len() as u64;
+    wal.sync()?;
+    drop(table);
+    drop(txn);
+    let mut txn = db.begin_write()?;
+    txn.set_durability(Durability::Immediate)?;
+    txn.delete_table(tables.log)?;
+    txn.open_table(tables.log)?;
+    txn.commit()?;
+    tracing::info!(
+        entries = moved,
+        first,
+        "moved the Raft log from redb into the write-ahead log"
+    );
+    Ok(())
 }
 
 /// A [`Done`] that sends the outcome to `tx` (a dropped receiver is fine:

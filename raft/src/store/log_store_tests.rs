@@ -4,19 +4,20 @@
 //! reopened store keeps.
 //!
 //! The writer thread is held at a known point without sleeping: the test
-//! holds redb's single write transaction, so the writer blocks in
-//! `begin_write` until the test drops it.
+//! holds the writer's gate, so the writer waits before its next batch until
+//! the test drops the hold.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use openraft::storage::{RaftLogReader, RaftLogStorage, RaftLogStorageExt};
 use openraft::EntryPayload;
-use redb::{Database, ReadableDatabase, ReadableTableMetadata, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTableMetadata};
 use tokio::sync::oneshot;
 
-use super::log_writer::{Done, COMMITTED_STRIDE};
-use super::{open_database, LogStore, LogTables, StoreError};
+use super::log_writer::Done;
+use super::wal::WalReader;
+use super::{open_database, wal_dir, LogStore, LogTables, StoreError};
 use crate::{LogId, Vote};
 
 openraft::declare_raft_types!(
@@ -62,7 +63,8 @@ fn outcome() -> (Done, Outcome) {
 
 fn open(path: &Path) -> (Arc<Database>, Store) {
     let db = open_database(path).expect("open database");
-    let store = Store::open(db.clone(), LogTables::DEFAULT).expect("open log store");
+    let store =
+        Store::open(db.clone(), LogTables::DEFAULT, &wal_dir(path)).expect("open log store");
     (db, store)
 }
 
@@ -77,11 +79,9 @@ async fn visible(store: &mut Store) -> Vec<(u64, u64)> {
         .collect()
 }
 
-/// Number of entries committed to redb (ignoring the overlay).
-fn durable_len(db: &Database) -> u64 {
-    let txn = db.begin_read().expect("read txn");
-    let table = txn.open_table(LogTables::DEFAULT.log).expect("log table");
-    table.len().expect("len")
+/// Number of durable entries (ignoring the overlay).
+fn durable_len(wal: &WalReader) -> u64 {
+    wal.read(..).expect("read the log").len() as u64
 }
 
 async fn last_index(store: &mut Store) -> Option<u64> {
@@ -92,37 +92,37 @@ async fn last_index(store: &mut Store) -> Option<u64> {
 #[tokio::test]
 async fn appended_entries_are_readable_before_they_are_durable() {
     let dir = tempfile::tempdir().unwrap();
-    let (db, mut store) = open(&dir.path().join("log.redb"));
+    let (_db, mut store) = open(&dir.path().join("log.redb"));
 
-    let blocker = db.begin_write().unwrap();
+    let blocker = store.hold_writer();
     let (done, mut rx) = outcome();
     store.enqueue_append(entries(1, 1..=3), done).unwrap();
 
     assert_eq!(visible(&mut store).await, vec![(1, 1), (1, 2), (1, 3)]);
     assert_eq!(last_index(&mut store).await, Some(3));
-    assert_eq!(durable_len(&db), 0);
+    assert_eq!(durable_len(&store.wal()), 0);
     assert!(rx.try_recv().is_err(), "completion before the commit");
 
     drop(blocker);
     rx.await.unwrap().unwrap();
-    assert_eq!(durable_len(&db), 3);
+    assert_eq!(durable_len(&store.wal()), 3);
     assert_eq!(visible(&mut store).await, vec![(1, 1), (1, 2), (1, 3)]);
 }
 
 #[tokio::test]
 async fn queued_appends_complete_in_order_after_one_commit() {
     let dir = tempfile::tempdir().unwrap();
-    let (db, mut store) = open(&dir.path().join("log.redb"));
+    let (_db, mut store) = open(&dir.path().join("log.redb"));
     let order = Arc::new(Mutex::new(Vec::new()));
 
-    let blocker = db.begin_write().unwrap();
+    let blocker = store.hold_writer();
     let mut waits = Vec::new();
     for (n, first) in [1u64, 3, 5].into_iter().enumerate() {
         let (tx, rx) = oneshot::channel();
-        let (order, db) = (order.clone(), db.clone());
+        let (order, wal) = (order.clone(), store.wal());
         let done: Done = Box::new(move |r| {
             // Durable by the time completion is reported.
-            order.lock().unwrap().push((n, durable_len(&db)));
+            order.lock().unwrap().push((n, durable_len(&wal)));
             let _ = tx.send(r);
         });
         store
@@ -145,7 +145,7 @@ async fn truncate_after_pending_appends_leaves_nothing_from_since() {
     let path = dir.path().join("log.redb");
     let (db, mut store) = open(&path);
 
-    let blocker = db.begin_write().unwrap();
+    let blocker = store.hold_writer();
     let (done_a, rx_a) = outcome();
     let (done_b, rx_b) = outcome();
     store.enqueue_append(entries(1, 1..=5), done_a).unwrap();
@@ -158,7 +158,7 @@ async fn truncate_after_pending_appends_leaves_nothing_from_since() {
     rx_a.await.unwrap().unwrap();
     rx_b.await.unwrap().unwrap();
     truncated.await.unwrap().unwrap();
-    assert_eq!(durable_len(&db), 4);
+    assert_eq!(durable_len(&store.wal()), 4);
 
     store.blocking_append(entries(2, 5..=6)).await.unwrap();
     let expected = vec![(1, 1), (1, 2), (1, 3), (1, 4), (2, 5), (2, 6)];
@@ -172,12 +172,12 @@ async fn truncate_after_pending_appends_leaves_nothing_from_since() {
 #[tokio::test]
 async fn truncation_in_flight_hides_durable_entries() {
     let dir = tempfile::tempdir().unwrap();
-    let (db, mut store) = open(&dir.path().join("log.redb"));
+    let (_db, mut store) = open(&dir.path().join("log.redb"));
     store.blocking_append(entries(1, 1..=10)).await.unwrap();
 
-    let blocker = db.begin_write().unwrap();
+    let blocker = store.hold_writer();
     let truncated = store.enqueue_truncate(5).unwrap();
-    assert_eq!(durable_len(&db), 10);
+    assert_eq!(durable_len(&store.wal()), 10);
     assert_eq!(visible(&mut store).await.len(), 4);
     assert_eq!(last_index(&mut store).await, Some(4));
     // A new append after the truncation is visible while both are queued.
@@ -189,7 +189,7 @@ async fn truncation_in_flight_hides_durable_entries() {
     drop(blocker);
     truncated.await.unwrap().unwrap();
     rx.await.unwrap().unwrap();
-    assert_eq!(durable_len(&db), 5);
+    assert_eq!(durable_len(&store.wal()), 5);
     assert_eq!(visible(&mut store).await.last(), Some(&(2, 5)));
 }
 
@@ -225,21 +225,19 @@ async fn reopen_after_drop_keeps_every_completed_write() {
 #[tokio::test]
 async fn a_failed_write_reaches_its_callback_and_every_later_write() {
     let dir = tempfile::tempdir().unwrap();
-    let (db, mut store) = open(&dir.path().join("log.redb"));
-    // Replace the log table by one of another type: the writer cannot open it.
-    let txn = db.begin_write().unwrap();
-    txn.delete_table(LogTables::DEFAULT.log).unwrap();
-    txn.open_table(TableDefinition::<&str, &str>::new("raft_log"))
-        .unwrap();
-    txn.commit().unwrap();
+    let path = dir.path().join("log.redb");
+    let (_db, mut store) = open(&path);
+    // The log's directory vanishes: the first append cannot create a segment.
+    std::fs::remove_dir_all(wal_dir(&path)).unwrap();
 
     let (done, rx) = outcome();
     store.enqueue_append(entries(1, 1..=2), done).unwrap();
     let err = rx.await.unwrap().unwrap_err();
     assert!(matches!(err, StoreError::LogWrite(_)), "{err}");
-    assert!(store.try_get_log_entries(0..).await.is_err());
 
-    // The writer refuses everything after a failure.
+    // The writer refuses everything after a failure, even once the
+    // directory is back.
+    std::fs::create_dir_all(wal_dir(&path)).unwrap();
     store.save_vote(&Vote::new(1, 1)).await.unwrap_err();
     let (done, rx) = outcome();
     store.enqueue_append(entries(1, 1..=1), done).unwrap();
@@ -254,40 +252,62 @@ fn stored_committed(db: &Database) -> Option<LogId> {
 }
 
 #[tokio::test]
-async fn the_committed_id_is_written_again_only_a_stride_later() {
+async fn a_checkpoint_writes_the_committed_id_only_once_the_log_holds_it() {
     let dir = tempfile::tempdir().unwrap();
     let (db, mut store) = open(&dir.path().join("log.redb"));
-    let stride = COMMITTED_STRIDE;
     store.blocking_append(entries(1, 1..=2)).await.unwrap();
-    store.save_committed(Some(log_id(1, 1, 1))).await.unwrap();
-    // The first id this writer sees is written with its next batch.
-    store.blocking_append(entries(1, 3..=3)).await.unwrap();
-    assert_eq!(stored_committed(&db), Some(log_id(1, 1, 1)));
-
-    // One entry short of a stride: stays pending.
-    store
-        .save_committed(Some(log_id(1, 1, stride)))
-        .await
-        .unwrap();
-    store
-        .blocking_append(entries(1, 4..=stride + 1))
-        .await
-        .unwrap();
-    assert_eq!(stored_committed(&db), Some(log_id(1, 1, 1)));
+    // Committed by a quorum before this member's own append is durable.
+    store.save_committed(Some(log_id(1, 1, 3))).await.unwrap();
+    store.checkpoint().unwrap();
+    assert_eq!(stored_committed(&db), None);
     assert_eq!(
         store.read_committed().await.unwrap(),
-        Some(log_id(1, 1, stride)),
+        Some(log_id(1, 1, 3)),
         "the newest id is read from memory"
     );
 
-    // A full stride past the written one: written.
-    store
-        .save_committed(Some(log_id(1, 1, stride + 1)))
-        .await
-        .unwrap();
-    store
-        .blocking_append(entries(1, stride + 2..=stride + 2))
-        .await
-        .unwrap();
-    assert_eq!(stored_committed(&db), Some(log_id(1, 1, stride + 1)));
+    store.blocking_append(entries(1, 3..=3)).await.unwrap();
+    store.checkpoint().unwrap();
+    assert_eq!(stored_committed(&db), Some(log_id(1, 1, 3)));
+}
+
+/// Writes `indexes` into the redb log table, as builds before the
+/// write-ahead log kept them.
+fn write_legacy_log(db: &Database, indexes: std::ops::RangeInclusive<u64>) {
+    let txn = db.begin_write().unwrap();
+    {
+        let mut table = txn.open_table(LogTables::DEFAULT.log).unwrap();
+        for e in entries(1, indexes) {
+            let bytes = super::codec::encode("log entry", &e).unwrap();
+            table.insert(e.log_id.index, bytes.as_slice()).unwrap();
+        }
+    }
+    txn.commit().unwrap();
+}
+
+#[tokio::test]
+async fn a_log_kept_in_redb_moves_into_the_write_ahead_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("log.redb");
+    let db = open_database(&path).unwrap();
+    write_legacy_log(&db, 1..=50);
+    // An earlier move that crashed before it emptied the table left some
+    // entries in the write-ahead log: the move starts over.
+    let (mut wal, reader) = super::wal::open(&wal_dir(&path), None, Default::default()).unwrap();
+    wal.append([(1u64, &b"partial"[..])]).unwrap();
+    wal.sync().unwrap();
+    drop((wal, reader));
+
+    let mut store = Store::open(db.clone(), LogTables::DEFAULT, &wal_dir(&path)).unwrap();
+    let want: Vec<(u64, u64)> = (1..=50).map(|i| (1, i)).collect();
+    assert_eq!(visible(&mut store).await, want);
+    let txn = db.begin_read().unwrap();
+    let table = txn.open_table(LogTables::DEFAULT.log).unwrap();
+    assert_eq!(table.len().unwrap(), 0, "the redb table is emptied");
+    drop((table, txn));
+    store.blocking_append(entries(1, 51..=51)).await.unwrap();
+    drop((store, db));
+
+    let (_db, mut store) = open(&path);
+    assert_eq!(visible(&mut store).await.len(), 51);
 }

@@ -1,48 +1,40 @@
 //! [`LogWriter`]: the one thread per log store that performs every write to
-//! the log, vote and committed records, in the order they were queued.
+//! the log and the vote, in the order they were queued.
 //!
-//! The thread waits for a write, takes redb's write lock, then takes whatever
-//! else is queued (up to [`MAX_BATCH_OPS`]) and applies it in queue order
-//! inside ONE redb write transaction, committed with
-//! `Durability::Immediate`: many appends share one fsync. The pending
-//! committed id ([`CommittedSlot`]) rides along when the log holds its entry
-//! after the batch, every [`COMMITTED_STRIDE`] entries. Only after the
-//! commit does it settle the [`Overlay`] and report completion of each write, in order. The fsync runs on this
-//! dedicated thread, never on an async worker or in openraft's core task,
-//! so the leader replicates while its own append is being flushed.
+//! The thread waits for a write, then takes whatever else is queued (up to
+//! [`MAX_BATCH_OPS`]) and performs it in queue order: appends are written to
+//! the write-ahead log ([`super::wal`]) and the batch ends with one
+//! fdatasync, so many appends share one flush. The vote and the purge point
+//! are redb records, committed with `Durability::Immediate` after the log
+//! writes queued before them are durable. Only after the batch is durable
+//! does the thread settle the [`Overlay`] and report completion of each
+//! write, in order. The fsync runs on this dedicated thread, never on an
+//! async worker or in openraft's core task, so the leader replicates while
+//! its own append is being flushed.
 //!
 //! A failed batch reports its error to every write in it, and the writer then
 //! refuses all later writes with the same error: a write after a lost one
 //! could leave a hole in the log. Dropping the [`LogWriter`] (the last clone
-//! of the log store) closes the queue; the thread commits what is still
-//! queued and exits, and the drop waits for it so the database is released.
+//! of the log store) closes the queue; the thread writes what is still
+//! queued and exits, and the drop waits for it.
 
 use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
-use std::sync::Mutex;
-
-use redb::{Database, Durability, ReadableTable, Table};
+use redb::{Database, Durability};
 
 use super::error::StoreError;
 use super::log_overlay::{EntryBytes, Overlay};
-use super::log_store::{LogTables, COMMITTED, LAST_PURGED, VOTE};
+use super::log_store::{LogTables, LAST_PURGED, VOTE};
 use super::records::{get_record, put_record};
+use super::wal::WalWriter;
 use crate::{LogId, Vote};
 
-/// Most writes committed in one transaction, to bound its size.
+/// Most writes performed in one batch, to bound its size.
 const MAX_BATCH_OPS: usize = 1024;
 
-/// Entries the committed id must have advanced since the writer last wrote
-/// it before a batch writes it again. The record only saves a restarted
-/// node re-applying from the leader's word, so it may lag; writing it with
-/// every batch touched one more table per fsync (about 1.6 more page writes
-/// per commit: 28 instead of 25.4 disk writes per put over three members at
-/// concurrency 1, and 8-13% fewer puts).
-pub(super) const COMMITTED_STRIDE: u64 = 256;
-
-/// Reports the outcome of one write; called exactly once, after the commit.
+/// Reports the outcome of one write; called exactly once, after the batch.
 pub(super) type Done = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
 
 /// A write queued for the writer.
@@ -61,15 +53,6 @@ pub(super) enum Op {
     Vote { vote: Vote, done: Done },
 }
 
-/// The newest committed id openraft reported and no batch has written yet.
-pub(super) type CommittedSlot = Arc<Mutex<Option<LogId>>>;
-
-/// Locks a committed slot; it holds a plain `Copy` value, so a poisoned lock
-/// is taken as is.
-pub(super) fn lock_slot(slot: &Mutex<Option<LogId>>) -> std::sync::MutexGuard<'_, Option<LogId>> {
-    slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 impl Op {
     fn finish(self, result: Result<(), StoreError>) {
         let done = match self {
@@ -81,35 +64,57 @@ impl Op {
         done(result);
     }
 
-    /// Applies this write to the open tables of the batch's transaction.
+    /// Performs this write; log writes are durable only after the batch's
+    /// final [`WalWriter::sync`].
     fn apply(
         &self,
-        log: &mut Table<u64, &'static [u8]>,
-        meta: &mut Table<&'static str, &'static [u8]>,
+        db: &Database,
+        tables: LogTables,
+        wal: &mut WalWriter,
     ) -> Result<(), StoreError> {
         match self {
             Op::Append { entries, .. } => {
-                for (index, bytes) in entries {
-                    log.insert(*index, &**bytes)?;
-                }
+                wal.append(entries.iter().map(|(index, bytes)| (*index, &**bytes)))?;
             }
             Op::Truncate { since, .. } => {
                 tracing::debug!(since, "truncating log from");
-                log.retain_in::<u64, _>(*since.., |_, _| false)?;
+                wal.truncate(*since)?;
             }
             Op::Purge { upto, .. } => {
-                let previous: Option<LogId> = get_record(meta, LAST_PURGED)?;
-                if previous.is_some_and(|p| p >= *upto) {
-                    return Ok(());
+                wal.sync()?;
+                let txn = db.begin_write()?;
+                let newer = {
+                    let mut meta = txn.open_table(tables.meta)?;
+                    let previous: Option<LogId> = get_record(&meta, LAST_PURGED)?;
+                    let newer = previous.is_none_or(|p| p < *upto);
+                    if newer {
+                        put_record(&mut meta, LAST_PURGED, upto)?;
+                    }
+                    newer
+                };
+                if newer {
+                    tracing::debug!(%upto, "purging log up to");
+                    // Recorded before any segment goes: a restart drops what
+                    // lies below it even if a deletion is lost in a crash.
+                    commit_durably(txn)?;
+                    wal.purge(upto.index)?;
                 }
-                tracing::debug!(%upto, "purging log up to");
-                put_record(meta, LAST_PURGED, upto)?;
-                log.retain_in::<u64, _>(..=upto.index, |_, _| false)?;
             }
-            Op::Vote { vote, .. } => put_record(meta, VOTE, vote)?,
+            Op::Vote { vote, .. } => {
+                wal.sync()?;
+                let txn = db.begin_write()?;
+                put_record(&mut txn.open_table(tables.meta)?, VOTE, vote)?;
+                commit_durably(txn)?;
+            }
         }
         Ok(())
     }
+}
+
+fn commit_durably(mut txn: redb::WriteTransaction) -> Result<(), StoreError> {
+    txn.set_durability(Durability::Immediate)?;
+    txn.commit()?;
+    Ok(())
 }
 
 /// The handle of a log store's writer thread: its queue, and the thread to
@@ -118,25 +123,60 @@ pub(super) struct LogWriter {
     /// `None` only while dropping.
     tx: Option<Sender<Op>>,
     thread: Option<JoinHandle<()>>,
+    /// Checked by the thread before each batch; tests hold it to let
+    /// writes queue up at a known point.
+    #[cfg_attr(not(test), allow(dead_code))]
+    gate: Arc<Gate>,
+}
+
+/// Lets tests stop the writer before its next batch (never set otherwise).
+#[derive(Default)]
+pub(super) struct Gate {
+    held: Mutex<bool>,
+    opened: Condvar,
+}
+
+impl Gate {
+    /// Waits while the gate is held.
+    fn pass(&self) {
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        while *held {
+            held = self.opened.wait(held).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+}
+
+/// Holds a writer's [`Gate`] until dropped.
+#[cfg(test)]
+pub(super) struct Hold(Arc<Gate>);
+
+#[cfg(test)]
+impl Drop for Hold {
+    fn drop(&mut self) {
+        *self.0.held.lock().unwrap_or_else(|p| p.into_inner()) = false;
+        self.0.opened.notify_all();
+    }
 }
 
 impl LogWriter {
-    /// Starts the writer of `tables` in `db`; it settles `overlay` and
-    /// writes what `committed` holds.
+    /// Starts the writer of `wal` and of `tables` in `db`; it settles `overlay`.
     pub fn spawn(
         db: Arc<Database>,
         tables: LogTables,
+        wal: WalWriter,
         overlay: Arc<Overlay>,
-        committed: CommittedSlot,
     ) -> Result<Self, StoreError> {
         let (tx, rx) = mpsc::channel();
+        let gate = Arc::new(Gate::default());
+        let thread_gate = gate.clone();
         let thread = std::thread::Builder::new()
             .name("shardline-log-writer".into())
-            .spawn(move || run(&db, tables, &overlay, &committed, rx))
+            .spawn(move || run(&db, tables, wal, &overlay, &thread_gate, rx))
             .map_err(StoreError::SpawnWriter)?;
         Ok(LogWriter {
             tx: Some(tx),
             thread: Some(thread),
+            gate,
         })
     }
 
@@ -151,6 +191,14 @@ impl LogWriter {
             op.finish(Err(StoreError::WriterStopped));
             StoreError::WriterStopped
         })
+    }
+
+    /// Stops the writer before its next batch until the hold is dropped;
+    /// writes queued meanwhile form that batch.
+    #[cfg(test)]
+    pub fn hold(&self) -> Hold {
+        *self.gate.held.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        Hold(self.gate.clone())
     }
 }
 
@@ -169,28 +217,19 @@ impl Drop for LogWriter {
 fn run(
     db: &Database,
     tables: LogTables,
+    mut wal: WalWriter,
     overlay: &Overlay,
-    committed: &Mutex<Option<LogId>>,
+    gate: &Gate,
     rx: Receiver<Op>,
 ) {
     let mut failure: Option<Arc<StoreError>> = None;
-    // The committed index this writer last wrote.
-    let mut committed_written = None;
     while let Ok(first) = rx.recv() {
+        gate.pass();
         let mut batch = vec![first];
+        drain(&rx, &mut batch);
         let result = match &failure {
-            Some(cause) => {
-                drain(&rx, &mut batch);
-                Err(cause.clone())
-            }
-            None => commit(
-                db,
-                tables,
-                (committed, &mut committed_written),
-                &rx,
-                &mut batch,
-            )
-            .map_err(Arc::new),
+            Some(cause) => Err(cause.clone()),
+            None => write_batch(db, tables, &mut wal, &batch).map_err(Arc::new),
         };
         if let (Err(cause), None) = (&result, &failure) {
             tracing::error!(error = %cause, ops = batch.len(), "log write failed; refusing further log writes");
@@ -215,65 +254,22 @@ fn drain(rx: &Receiver<Op>, batch: &mut Vec<Op>) {
     }
 }
 
-/// Takes redb's write lock, then adds everything queued meanwhile to
-/// `batch` (writes that arrived while the state machine held the lock share
-/// this commit), applies the batch in order and commits it durably.
-///
-/// The pending committed id is written too when the log holds its index
-/// after the batch (a leader may see an entry committed by its followers
-/// before its own append is flushed, and the record must never point past
-/// the log on disk) and it is the first this writer writes or
-/// [`COMMITTED_STRIDE`] entries past the last one (`written_index`). An id left
-/// out stays pending for a later batch.
-fn commit(
+/// Performs `batch` in order and makes it durable with one final sync.
+fn write_batch(
     db: &Database,
     tables: LogTables,
-    (committed, written_index): (&Mutex<Option<LogId>>, &mut Option<u64>),
-    rx: &Receiver<Op>,
-    batch: &mut Vec<Op>,
+    wal: &mut WalWriter,
+    batch: &[Op],
 ) -> Result<(), StoreError> {
-    let mut txn = db.begin_write()?;
-    drain(rx, batch);
-    txn.set_durability(Durability::Immediate)?;
-    let pending = *lock_slot(committed);
-    let mut written = None;
-    {
-        let mut log = txn.open_table(tables.log)?;
-        let mut meta = txn.open_table(tables.meta)?;
-        for op in batch.iter() {
-            op.apply(&mut log, &mut meta)?;
-        }
-        if let Some(id) = pending {
-            let last = match log.last()? {
-                Some((index, _)) => Some(index.value()),
-                None => {
-                    let purged: Option<LogId> = get_record(&meta, LAST_PURGED)?;
-                    purged.map(|p| p.index)
-                }
-            };
-            let due = written_index.is_none_or(|w| id.index >= w + COMMITTED_STRIDE);
-            if due && last.is_some_and(|last| last >= id.index) {
-                put_record(&mut meta, COMMITTED, &id)?;
-                written = Some(id);
-            }
-        }
+    for op in batch {
+        op.apply(db, tables, wal)?;
     }
-    txn.commit()?;
-    if let Some(id) = written {
-        *written_index = Some(id.index);
-    }
-    if written.is_some() {
-        // Forget it only if no newer id arrived meanwhile.
-        let mut slot = lock_slot(committed);
-        if *slot == written {
-            *slot = None;
-        }
-    }
+    wal.sync()?;
     Ok(())
 }
 
-/// Forgets the batch's appends and truncations in the overlay (after the
-/// commit, so readers find them in redb from now on).
+/// Forgets the batch's appends and truncations in the overlay (after they are
+/// durable, so readers find them in the log from now on).
 fn settle(overlay: &Overlay, batch: &[Op]) {
     let appended = batch.iter().flat_map(|op| match op {
         Op::Append { seq, entries, .. } => entries

@@ -1,16 +1,21 @@
-//! Storage shared by every replicated service: the Raft log in redb and the
-//! pieces a state machine in the same redb file needs.
+//! Storage shared by every replicated service: the Raft log and the pieces a
+//! state machine in the member's redb file needs.
 //!
-//! A member keeps log, vote, state machine and current snapshot in ONE redb
-//! file: [`open_database`] creates it, [`LogStore::open`] claims two tables
-//! of it ([`LogTables`]), and the service's state machine claims the rest.
+//! A member keeps vote, state machine and current snapshot in ONE redb file,
+//! and its log entries in a write-ahead log beside it ([`wal`], the
+//! directory [`wal_dir`] names): [`open_database`] creates the file,
+//! [`LogStore::open`] claims two tables of it ([`LogTables`]) and the log
+//! directory, and the service's state machine claims the rest of the file.
 //!
 //! # Layout
 //! - `log_store`: [`LogStore`], openraft's `RaftLogStorage`.
-//! - `log_writer`: the thread per log store that commits every log write in
-//!   queue order, batching queued writes into one transaction (one fsync).
+//! - [`wal`]: the log's segment files: append, flush, truncate, purge, recover.
+//! - `log_writer`: the thread per log store that performs every log write in
+//!   queue order, batching queued writes behind one flush.
+//! - `checkpoint`: the thread that makes the redb file durable about once a
+//!   second and records the committed id.
 //! - `log_overlay`: entries appended but not yet durable, which readers lay
-//!   over redb.
+//!   over the durable log.
 //! - [`blocking`]: running redb work from async code.
 //! - [`records`]: typed records in metadata tables and the identity check.
 //! - [`applied`]: the last applied log id and membership records.
@@ -19,15 +24,17 @@
 //! - [`error`]: [`StoreError`] and its conversion into openraft errors.
 //!
 //! # Durability
-//! Log appends, truncation, purge and the vote commit with
-//! [`redb::Durability::Immediate`] (fsync before `commit` returns) on the log
-//! writer thread; `append` returns before that and its callback fires after
-//! it. The committed id rides along with the next of those writes (see
-//! `save_committed` on [`LogStore`]). A state
-//! machine that applies with `Durability::None` stays crash-safe as long as
-//! its snapshot writes are `Immediate`: redb commits are totally ordered, so
-//! the next durable commit persists every earlier one, and openraft re-applies
-//! `(last_applied, committed]` from the log at startup.
+//! Log appends and truncations are flushed (fdatasync) by the log writer
+//! thread before they are reported done; `append` returns before that and
+//! its callback fires after it. The vote and the purge point commit to redb
+//! with [`redb::Durability::Immediate`] on the same thread, in queue order.
+//! A state machine applies with `Durability::None`; the checkpointer commits
+//! durably about once a second (and on shutdown) with the committed id,
+//! and snapshot writes are `Immediate`. redb commits are totally ordered, so
+//! each durable commit persists every earlier one; what a crash loses of
+//! the state machine openraft re-applies from the log at startup (and if the
+//! state machine is ahead of a log that lost its unflushed tail, openraft
+//! treats the log as purged up to `last_applied`).
 
 pub mod applied;
 pub mod apply;
@@ -36,7 +43,9 @@ pub mod codec;
 pub mod error;
 pub mod records;
 pub mod snapshot_slot;
+pub mod wal;
 
+mod checkpoint;
 mod log_overlay;
 mod log_store;
 mod log_writer;
@@ -49,10 +58,17 @@ use std::sync::Arc;
 
 use redb::Database;
 
+pub use checkpoint::CHECKPOINT_INTERVAL;
 pub use error::StoreError;
 pub use log_store::{LogStore, LogTables};
 pub use records::{check, get_record, put_record, MetaTable};
 pub use snapshot_slot::SnapshotSlot;
+
+/// The directory of the write-ahead log that belongs with the redb file at
+/// `path`: beside it, named like it with `.wal` for its extension.
+pub fn wal_dir(path: &Path) -> std::path::PathBuf {
+    path.with_extension("wal")
+}
 
 /// Opens (or creates) the member's redb file at `path`, creating its parent
 /// directory first.

@@ -1,5 +1,7 @@
-//! The storage layer of a shard node: the Raft log, the replicated state
-//! machine, range metadata and the client dedup table, all in ONE redb file.
+//! The storage layer of a shard node: the replicated state machine, range
+//! metadata, the client dedup table and the vote in ONE redb file, and the
+//! Raft log's entries in the write-ahead log beside it (`<file>.wal/`,
+//! `shardline_raft::store::wal`).
 //!
 //! [`open`] returns three handles on the same [`redb::Database`]:
 //! - [`LogStore`]: openraft's `RaftLogStorage` (log entries, vote, committed
@@ -52,7 +54,7 @@ use std::sync::Arc;
 
 use redb::Database;
 use shardline_proto::keyspace::{KeyRange, PartitionMode};
-use shardline_raft::store::{codec, get_record, open_database, put_record, LogTables};
+use shardline_raft::store::{codec, get_record, open_database, put_record, wal_dir, LogTables};
 
 pub use reader::{KvReader, ScanPage};
 pub use shardline_raft::store::StoreError;
@@ -80,7 +82,7 @@ pub fn open(path: &Path, group_id: u64, mode: PartitionMode) -> Result<OpenedSto
     init(&db, group_id, mode)?;
     let state = Arc::new(AppliedState::new(db.clone(), mode));
     Ok(OpenedStore {
-        log: LogStore::open(db.clone(), LogTables::DEFAULT)?,
+        log: LogStore::open(db.clone(), LogTables::DEFAULT, &wal_dir(path))?,
         sm: StateMachineStore::new(state.clone(), group_id),
         reader: KvReader::new(state),
     })

@@ -534,7 +534,7 @@ async fn reopen_keeps_log_vote_data_and_snapshot() {
 }
 
 #[tokio::test]
-async fn the_committed_id_is_written_with_the_next_durable_log_write() {
+async fn the_committed_id_is_stored_once_the_log_holds_it() {
     let dir = tempfile::tempdir().unwrap();
     let path = db_path(&dir);
     {
@@ -547,13 +547,21 @@ async fn the_committed_id_is_written_with_the_next_durable_log_write() {
         // An older id never replaces a newer one.
         s.log.save_committed(Some(log_id(1, 1, 1))).await.unwrap();
         assert_eq!(s.log.read_committed().await.unwrap(), Some(log_id(1, 1, 2)));
+        s.log.checkpoint().unwrap();
         s.log.blocking_append(entries[2..].to_vec()).await.unwrap();
-        // Saved after the last durable write: only in memory when the node stops.
+        // Committed by a quorum past what this member's log holds: kept in
+        // memory only, also by the last checkpoint when the node stops.
+        s.log.save_committed(Some(log_id(1, 1, 4))).await.unwrap();
+        assert_eq!(s.log.read_committed().await.unwrap(), Some(log_id(1, 1, 4)));
+    }
+    {
+        let mut s = open(&path, GROUP, PartitionMode::Range).unwrap();
+        assert_eq!(s.log.read_committed().await.unwrap(), Some(log_id(1, 1, 2)));
+        // Held by the log: the checkpoint on stop stores it.
         s.log.save_committed(Some(log_id(1, 1, 3))).await.unwrap();
-        assert_eq!(s.log.read_committed().await.unwrap(), Some(log_id(1, 1, 3)));
     }
     let mut s = open(&path, GROUP, PartitionMode::Range).unwrap();
-    assert_eq!(s.log.read_committed().await.unwrap(), Some(log_id(1, 1, 2)));
+    assert_eq!(s.log.read_committed().await.unwrap(), Some(log_id(1, 1, 3)));
 }
 
 #[test]
