@@ -36,7 +36,7 @@ use shardline_proto::shardmap::Config;
 use shardline_raft::store::applied::read_applied_state;
 use shardline_raft::store::codec::decode;
 use shardline_raft::store::{
-    get_record, open_database, put_record, wal_dir, LogTables, MetaTable, SnapshotSlot, StoreError,
+    get_record, open_database, put_record, LogTables, MetaTable, SnapshotSlot, StoreError,
 };
 
 use crate::command::Bootstrap;
@@ -103,7 +103,7 @@ pub fn open(path: &Path, bootstrap: Bootstrap) -> Result<OpenedStore, StoreError
     let applied = load(&db, bootstrap)?;
     let map = ShardMap::new(applied);
     Ok(OpenedStore {
-        log: LogStore::open(db.clone(), LogTables::DEFAULT, &wal_dir(path))?,
+        log: LogStore::open(db.clone(), LogTables::DEFAULT, path)?,
         sm: StateMachineStore::new(db, bootstrap, map.clone()),
         map,
     })

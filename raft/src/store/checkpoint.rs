@@ -7,11 +7,22 @@
 //! fsync of everything committed since the last one) whenever entries were
 //! committed since its last pass, and on shutdown. It writes the newest
 //! committed id that the durable log holds, so a restarted member re-applies
-//! `(last_applied, committed]` from its log. What a crash loses of the state
-//! machine is re-applied from the log at startup (openraft re-applies from
-//! the durable `last_applied`); snapshots and the purge point are written
-//! durably by their own commits, which also flush every earlier one.
+//! `(last_applied, committed]` from its log.
+//!
+//! A durable commit holds redb's write lock while it writes and flushes
+//! what the non-durable commits since the last one left in redb's write
+//! buffer: under load, megabytes of state-machine pages, 50-250 ms at
+//! concurrency 256 here. A state machine that would wait for the lock to
+//! write its staged changes asks [`CheckpointBusy`] first and keeps staging
+//! meanwhile (put p99 at concurrency 256 was 121 ms when applies waited,
+//! 36 ms with no checkpoint at all).
+//!
+//! What a crash loses of the state machine is re-applied from the log at
+//! startup (openraft re-applies from the durable `last_applied`); snapshots
+//! and the purge point are written durably by their own commits, which also
+//! flush every earlier one.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -37,6 +48,33 @@ pub(super) fn lock_slot(slot: &Mutex<Option<LogId>>) -> std::sync::MutexGuard<'_
 /// How often the redb file is made durable while entries are committed.
 pub const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
 
+/// Whether a checkpoint is committing (and so holds redb's write lock).
+/// Cheap to clone.
+#[derive(Clone, Default)]
+pub struct CheckpointBusy(Arc<AtomicBool>);
+
+impl CheckpointBusy {
+    pub fn is_busy(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
+/// Marks a checkpoint busy until dropped.
+struct BusyGuard<'a>(&'a AtomicBool);
+
+impl<'a> BusyGuard<'a> {
+    fn new(flag: &'a AtomicBool) -> Self {
+        flag.store(true, Ordering::Release);
+        BusyGuard(flag)
+    }
+}
+
+impl Drop for BusyGuard<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
 /// A request to checkpoint now; the outcome is sent back.
 type Request = Sender<Result<(), Arc<StoreError>>>;
 
@@ -51,6 +89,7 @@ pub(super) struct Checkpointer {
 /// What the thread works on.
 struct Target {
     db: Arc<Database>,
+    busy: CheckpointBusy,
     tables: LogTables,
     committed: CommittedSlot,
     wal: WalReader,
@@ -61,6 +100,7 @@ struct Target {
 impl Checkpointer {
     pub fn spawn(
         db: Arc<Database>,
+        busy: CheckpointBusy,
         tables: LogTables,
         committed: CommittedSlot,
         wal: WalReader,
@@ -69,6 +109,7 @@ impl Checkpointer {
         let (tx, rx) = mpsc::channel::<Request>();
         let mut target = Target {
             db,
+            busy,
             tables,
             committed,
             wal,
@@ -134,6 +175,7 @@ impl Target {
         if !always && pending == self.done {
             return Ok(());
         }
+        let _busy = BusyGuard::new(&self.busy.0);
         let mut txn = self.db.begin_write()?;
         txn.set_durability(Durability::Immediate)?;
         let held = pending.filter(|id| self.wal.last_index().is_some_and(|last| last >= id.index));

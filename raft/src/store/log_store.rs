@@ -32,7 +32,9 @@ use openraft::storage::{IOFlushed, LogState, RaftLogReader, RaftLogStorage};
 use openraft::OptionalSend;
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 
-use super::checkpoint::{lock_slot, Checkpointer, CommittedSlot, CHECKPOINT_INTERVAL};
+use super::checkpoint::{
+    lock_slot, CheckpointBusy, Checkpointer, CommittedSlot, CHECKPOINT_INTERVAL,
+};
 use super::codec::{decode, encode};
 use super::error::StoreError;
 use super::log_overlay::{EntryBytes, Overlay};
@@ -88,6 +90,8 @@ pub struct LogStore<C> {
     /// first and the last checkpoint sees every write.
     writer: Arc<LogWriter>,
     checkpointer: Arc<Checkpointer>,
+    /// Set while a checkpoint holds redb's write lock.
+    busy: CheckpointBusy,
     _types: PhantomData<fn() -> C>,
 }
 
@@ -101,23 +105,19 @@ impl<C> Clone for LogStore<C> {
             committed: self.committed.clone(),
             writer: self.writer.clone(),
             checkpointer: self.checkpointer.clone(),
+            busy: self.busy.clone(),
             _types: PhantomData,
         }
     }
 }
 
 impl<C: LogTypes> LogStore<C> {
-    /// The log whose records are in `tables` of `db` and whose entries are
-    /// in the write-ahead log in `wal_dir`, creating what is missing, with
-    /// its writer and checkpoint threads.
-    pub fn open(db: Arc<Database>, tables: LogTables, wal_dir: &Path) -> Result<Self, StoreError> {
-        Self::open_with(
-            db,
-            tables,
-            wal_dir,
-            WalOptions::default(),
-            CHECKPOINT_INTERVAL,
-        )
+    /// The log whose records are in `tables` of `db`, the redb file at
+    /// `path`, and whose entries are in the write-ahead log beside it
+    /// ([`super::wal_dir`]), creating what is missing, with its writer and
+    /// checkpoint threads.
+    pub fn open(db: Arc<Database>, tables: LogTables, path: &Path) -> Result<Self, StoreError> {
+        Self::open_with(db, tables, path, WalOptions::default(), CHECKPOINT_INTERVAL)
     }
 
     /// [`open`](Self::open) with the log's file sizes and the checkpoint
@@ -125,7 +125,7 @@ impl<C: LogTypes> LogStore<C> {
     pub fn open_with(
         db: Arc<Database>,
         tables: LogTables,
-        wal_dir: &Path,
+        path: &Path,
         options: WalOptions,
         checkpoint_every: Duration,
     ) -> Result<Self, StoreError> {
@@ -133,12 +133,15 @@ impl<C: LogTypes> LogStore<C> {
         txn.open_table(tables.log)?;
         let last_purged: Option<LogId> = get_record(&txn.open_table(tables.meta)?, LAST_PURGED)?;
         txn.commit()?;
-        let (mut writer, reader) = wal::open(wal_dir, last_purged.map(|p| p.index), options)?;
+        let wal_dir = super::wal_dir(path);
+        let (mut writer, reader) = wal::open(&wal_dir, last_purged.map(|p| p.index), options)?;
         migrate_redb_log(&db, tables, &mut writer, last_purged)?;
         let overlay = Arc::new(Overlay::new());
         let committed = CommittedSlot::default();
+        let busy = CheckpointBusy::default();
         let checkpointer = Checkpointer::spawn(
             db.clone(),
+            busy.clone(),
             tables,
             committed.clone(),
             reader.clone(),
@@ -153,6 +156,7 @@ impl<C: LogTypes> LogStore<C> {
             committed,
             writer: Arc::new(writer),
             checkpointer: Arc::new(checkpointer),
+            busy,
             _types: PhantomData,
         })
     }
@@ -167,6 +171,12 @@ impl<C: LogTypes> LogStore<C> {
     #[cfg(test)]
     pub(super) fn wal(&self) -> WalReader {
         self.wal.clone()
+    }
+
+    /// Whether a checkpoint holds redb's write lock right now: a state
+    /// machine may keep its changes staged rather than wait for it.
+    pub fn checkpoint_busy(&self) -> CheckpointBusy {
+        self.busy.clone()
     }
 
     /// Makes the redb file durable now, with the committed id the log holds

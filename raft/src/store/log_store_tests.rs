@@ -63,8 +63,7 @@ fn outcome() -> (Done, Outcome) {
 
 fn open(path: &Path) -> (Arc<Database>, Store) {
     let db = open_database(path).expect("open database");
-    let store =
-        Store::open(db.clone(), LogTables::DEFAULT, &wal_dir(path)).expect("open log store");
+    let store = Store::open(db.clone(), LogTables::DEFAULT, path).expect("open log store");
     (db, store)
 }
 
@@ -298,7 +297,7 @@ async fn a_log_kept_in_redb_moves_into_the_write_ahead_log() {
     wal.sync().unwrap();
     drop((wal, reader));
 
-    let mut store = Store::open(db.clone(), LogTables::DEFAULT, &wal_dir(&path)).unwrap();
+    let mut store = Store::open(db.clone(), LogTables::DEFAULT, &path).unwrap();
     let want: Vec<(u64, u64)> = (1..=50).map(|i| (1, i)).collect();
     assert_eq!(visible(&mut store).await, want);
     let txn = db.begin_read().unwrap();

@@ -58,7 +58,7 @@ use std::sync::Arc;
 
 use redb::Database;
 
-pub use checkpoint::CHECKPOINT_INTERVAL;
+pub use checkpoint::{CheckpointBusy, CHECKPOINT_INTERVAL};
 pub use error::StoreError;
 pub use log_store::{LogStore, LogTables};
 pub use records::{check, get_record, put_record, MetaTable};

@@ -35,30 +35,39 @@ use shardline_proto::keyspace::PartitionMode;
 use shardline_raft::store::StoreError;
 
 use shardline_raft::store::applied::LAST_APPLIED;
-use shardline_raft::store::get_record;
+use shardline_raft::store::{get_record, CheckpointBusy};
 
 use super::staged::{Changes, Staged};
 use super::state_machine::apply_entries;
 use super::tables;
 use crate::types::{Applied, Entry, LogId};
 
-/// Most entries staged before the changes are written. Every write puts
-/// the state machine's pages of that many entries into the next log fsync:
-/// in a 50/50 mixed workload at concurrency 16, 16 instead of 64 took p99
+/// Most entries staged before the changes are written in one (non-durable)
+/// redb commit. Measured while the log shared the redb file, when each
+/// write put the state machine's pages into the next log fsync: in a 50/50
+/// mixed workload at concurrency 16, 16 instead of 64 took p99
 /// from 7.8 to 5.8 ms for reads and 11.4 to 7.6 ms for writes (three
 /// alternated runs; 16.3 vs 18.3 and 19.2 vs 21.1 ms at 64), while pure
 /// puts moved within the noise (-5% at concurrency 1, +6% at 256).
 pub(crate) const MAX_ENTRIES: usize = 16;
 /// Most payload bytes (keys and values) staged before the changes are
-/// written. Writing holds redb's write lock, which the log writer waits for,
-/// so the bound keeps that pause short (a few hundred writes): with 8 MiB,
-/// put p99 at concurrency 256 went from 43 to 141 ms.
+/// written. Writing holds redb's write lock (the apply that writes waits
+/// for it), so the bound keeps that pause short (a few hundred writes):
+/// with 8 MiB, put p99 at concurrency 256 went from 43 to 141 ms.
 pub(crate) const MAX_BYTES: usize = 128 * 1024;
+/// Most payload bytes staged while a checkpoint holds redb's write lock
+/// (see [`CheckpointBusy`]); past it an apply waits for the lock after all.
+/// A checkpoint at concurrency 256 takes 50-250 ms here, during which about
+/// 1 MiB of payload is applied.
+pub(crate) const MAX_BYTES_DURING_CHECKPOINT: usize = 4 * 1024 * 1024;
 
 /// One node's applied state: its redb file, partition mode and staged
 /// changes.
 pub(crate) struct AppliedState {
     db: Arc<Database>,
+    /// Set while the log store's checkpoint commits: writing staged changes
+    /// then would wait for its flush, so applies keep staging instead.
+    checkpoint: CheckpointBusy,
     /// Maps user keys to storage keys.
     mode: PartitionMode,
     pending: Mutex<Pending>,
@@ -78,9 +87,10 @@ struct Pending {
 }
 
 impl AppliedState {
-    pub(crate) fn new(db: Arc<Database>, mode: PartitionMode) -> Self {
+    pub(crate) fn new(db: Arc<Database>, mode: PartitionMode, checkpoint: CheckpointBusy) -> Self {
         AppliedState {
             db,
+            checkpoint,
             mode,
             pending: Mutex::default(),
             staged: AtomicBool::new(false),
@@ -122,7 +132,10 @@ impl AppliedState {
         pending.changes.entries += count;
         pending.changes.bytes += bytes;
         self.staged.store(true, Ordering::Release);
-        if pending.changes.entries > MAX_ENTRIES || pending.changes.bytes > MAX_BYTES {
+        let due = pending.changes.entries > MAX_ENTRIES || pending.changes.bytes > MAX_BYTES;
+        if due
+            && (!self.checkpoint.is_busy() || pending.changes.bytes > MAX_BYTES_DURING_CHECKPOINT)
+        {
             self.write(&mut pending)?;
         }
         Ok(results)

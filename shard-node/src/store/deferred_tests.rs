@@ -360,3 +360,60 @@ async fn staged_applies_answer_and_leave_the_same_state_as_applies_written_at_on
     assert_eq!(written_applied(&a), written_applied(&b));
     assert_eq!(written_applied(&b), Some(log_id(700)));
 }
+
+/// Waits until `cond` holds, failing after ten seconds.
+async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !cond() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn applies_keep_staging_while_a_checkpoint_holds_the_write_lock() {
+    let (_dir, mut s) = fresh();
+    // Holds redb's write lock as a checkpoint's flush would; the checkpoint
+    // started below waits for it, marked busy.
+    let flush = s.sm.db().begin_write().unwrap();
+    let log = s.log.clone();
+    let checkpoint = std::thread::spawn(move || log.checkpoint());
+    let busy = s.log.checkpoint_busy();
+    eventually("the checkpoint to start", || busy.is_busy()).await;
+
+    // Past the bound that writes staged changes: an apply that waited for
+    // the lock would never finish.
+    let n = MAX_ENTRIES as u64 * 3;
+    let applied = tokio::spawn(async move {
+        let entries = (1..=n).map(|i| put(i, &format!("k{i}"), "v")).collect();
+        apply_unanswered(&mut s, entries).await;
+        s
+    });
+    let mut s = tokio::time::timeout(std::time::Duration::from_secs(10), applied)
+        .await
+        .expect("applies waited for the checkpoint's lock")
+        .unwrap();
+    assert_eq!(
+        written_applied(&s),
+        None,
+        "nothing written while the lock is held"
+    );
+    assert_eq!(
+        s.reader.get(format!("k{n}").as_bytes()).unwrap(),
+        Some(b"v".to_vec()),
+        "reads see the staged applies"
+    );
+
+    drop(flush);
+    checkpoint.join().unwrap().unwrap();
+    assert!(!busy.is_busy());
+    apply_unanswered(&mut s, vec![put(n + 1, "last", "v")]).await;
+    assert_eq!(
+        written_applied(&s),
+        Some(log_id(n + 1)),
+        "written once the lock is free"
+    );
+}

@@ -54,7 +54,7 @@ use std::sync::Arc;
 
 use redb::Database;
 use shardline_proto::keyspace::{KeyRange, PartitionMode};
-use shardline_raft::store::{codec, get_record, open_database, put_record, wal_dir, LogTables};
+use shardline_raft::store::{codec, get_record, open_database, put_record, LogTables};
 
 pub use reader::{KvReader, ScanPage};
 pub use shardline_raft::store::StoreError;
@@ -80,9 +80,10 @@ pub struct OpenedStore {
 pub fn open(path: &Path, group_id: u64, mode: PartitionMode) -> Result<OpenedStore, StoreError> {
     let db = open_database(path)?;
     init(&db, group_id, mode)?;
-    let state = Arc::new(AppliedState::new(db.clone(), mode));
+    let log = LogStore::open(db.clone(), LogTables::DEFAULT, path)?;
+    let state = Arc::new(AppliedState::new(db.clone(), mode, log.checkpoint_busy()));
     Ok(OpenedStore {
-        log: LogStore::open(db.clone(), LogTables::DEFAULT, &wal_dir(path))?,
+        log,
         sm: StateMachineStore::new(state.clone(), group_id),
         reader: KvReader::new(state),
     })
