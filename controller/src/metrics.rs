@@ -131,7 +131,7 @@ impl Metrics {
         vec![
             self.inner
                 .raft
-                .spawn_watcher::<crate::types::TypeConfig>(raft.metrics()),
+                .spawn_watcher::<crate::types::TypeConfig>(raft.metrics(), raft.server_metrics()),
             config_watcher,
         ]
     }

@@ -101,3 +101,8 @@ pub type RaftMetrics<C> = openraft::RaftMetrics<C>;
 /// openraft's metrics watch (`raft.metrics()`); read it through
 /// [`openraft::async_runtime::watch::WatchReceiver`].
 pub type MetricsWatch<C> = openraft::type_config::alias::WatchReceiverOf<C, RaftMetrics<C>>;
+
+/// The watch of openraft's server metrics (role, leader, term, membership),
+/// which changes only with those.
+pub type ServerMetricsWatch<C> =
+    openraft::type_config::alias::WatchReceiverOf<C, openraft::metrics::RaftServerMetrics<C>>;

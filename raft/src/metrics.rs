@@ -1,7 +1,8 @@
 //! The metrics every member exports, registered into the member's own
 //! Prometheus registry:
 //! - [`RaftGauges`]: term, commit index, applied index, apply lag,
-//!   leadership and leader changes, refreshed from openraft's metrics watch;
+//!   leadership and leader changes: leadership as openraft's server metrics
+//!   change, the indexes every [`INDEX_REFRESH`];
 //! - [`RequestMetrics`]: requests by method and result, and their latency;
 //! - [`ReplicationMetrics`]: replication streams opened to each peer and
 //!   how they failed (a stream that keeps restarting shows here);
@@ -19,7 +20,13 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
 use crate::raft_view::RaftView;
-use crate::{MetricsWatch, RaftTypes};
+use crate::{MetricsWatch, RaftTypes, ServerMetricsWatch};
+
+/// How often the index gauges (commit index, last applied, apply lag) are
+/// refreshed. Following every change of openraft's metrics woke a task
+/// several times per write on every member; Prometheus scrapes every 15 s
+/// or so.
+pub const INDEX_REFRESH: Duration = Duration::from_secs(1);
 
 /// Cheap to clone; clones update the same registered metrics.
 #[derive(Clone, Default)]
@@ -74,26 +81,36 @@ impl RaftGauges {
         self.is_leader.set(i64::from(view.is_leader()));
     }
 
-    /// Follows openraft's metrics (`raft.metrics()`) until the Raft instance
-    /// shuts down.
+    /// Follows openraft until the Raft instance shuts down: role, term and
+    /// leader changes as `server` (`raft.server_metrics()`) changes, which
+    /// happens only with them; the indexes from `metrics` (`raft.metrics()`)
+    /// at those moments and every [`INDEX_REFRESH`].
     pub fn spawn_watcher<C: RaftTypes>(
         &self,
-        mut rx: MetricsWatch<C>,
+        metrics: MetricsWatch<C>,
+        mut server: ServerMetricsWatch<C>,
     ) -> tokio::task::JoinHandle<()> {
         let me = self.clone();
         tokio::spawn(async move {
             let mut leader = None;
+            let mut refresh = tokio::time::interval(INDEX_REFRESH);
+            refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
-                let view = RaftView::from_metrics(&rx.borrow_and_update());
-                if view.leader_id != leader {
-                    if view.leader_id.is_some() {
+                let current = server.borrow_and_update().current_leader;
+                if current != leader {
+                    if current.is_some() {
                         me.leader_changes.inc();
                     }
-                    leader = view.leader_id;
+                    leader = current;
                 }
-                me.update(&view);
-                if rx.changed().await.is_err() {
-                    return;
+                me.update(&RaftView::from_metrics(&metrics.borrow_watched()));
+                tokio::select! {
+                    changed = server.changed() => {
+                        if changed.is_err() {
+                            return;
+                        }
+                    }
+                    _ = refresh.tick() => {}
                 }
             }
         })

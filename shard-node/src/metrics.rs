@@ -88,6 +88,8 @@ impl Metrics {
 
     /// Follows openraft's metrics until the Raft instance shuts down.
     pub fn spawn_raft_watcher(&self, raft: Raft) -> tokio::task::JoinHandle<()> {
-        self.inner.raft.spawn_watcher::<TypeConfig>(raft.metrics())
+        self.inner
+            .raft
+            .spawn_watcher::<TypeConfig>(raft.metrics(), raft.server_metrics())
     }
 }
