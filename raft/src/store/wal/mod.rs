@@ -207,8 +207,6 @@ pub struct WalWriter {
     next: u64,
     /// Records written since the last sync, not yet visible to readers.
     unsynced: Vec<(u64, Loc)>,
-    /// Segments written since the last sync (older ones of this batch).
-    dirty: Vec<Arc<File>>,
 }
 
 /// Deletes `paths` in `dir`, durably.
@@ -341,7 +339,6 @@ pub fn open(
         active: writer_active,
         next,
         unsynced: Vec::new(),
-        dirty: Vec::new(),
     };
     Ok((writer, WalReader { shared }))
 }
@@ -403,14 +400,18 @@ impl WalWriter {
         Ok(())
     }
 
-    /// Starts a new segment whose first record is `first`; the old one is
-    /// synced with the batch.
+    /// Starts a new segment whose first record is `first`, after flushing
+    /// the old one: a segment then exists on disk only if every record
+    /// before it is durable, so a crash can lose only the tail of the last
+    /// segment, and a gap between segments at recovery means damage, not
+    /// an unflushed batch that rolled.
     fn roll(&mut self, first: u64) -> Result<(), WalError> {
+        if let Some(old) = &self.active {
+            old.sync()?;
+        }
         let seg = Active::create(&self.dir, first, self.options.chunk_bytes)?;
         let file = seg.file.clone();
-        if let Some(old) = self.active.replace(seg) {
-            self.dirty.push(old.file);
-        }
+        self.active = Some(seg);
         write_lock(&self.shared)
             .segments
             .insert(first, (self.dir.join(segment::file_name(first)), file));
@@ -421,12 +422,6 @@ impl WalWriter {
     pub fn sync(&mut self) -> Result<(), WalError> {
         if self.unsynced.is_empty() {
             return Ok(());
-        }
-        for file in self.dirty.drain(..) {
-            file.sync_data().map_err(|source| WalError::Io {
-                path: self.dir.clone(),
-                source,
-            })?;
         }
         if let Some(active) = &self.active {
             active.sync()?;
@@ -533,7 +528,6 @@ impl WalWriter {
     /// Deletes every segment (the log becomes empty, continuing at `next`).
     pub fn clear(&mut self, next: u64) -> Result<(), WalError> {
         self.unsynced.clear();
-        self.dirty.clear();
         self.active = None;
         let mut index = write_lock(&self.shared);
         index.locs.clear();

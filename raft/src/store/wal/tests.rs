@@ -271,3 +271,32 @@ fn bit_rot_in_a_durable_entry_fails_the_read() {
     let err = r.read(1..=1).unwrap_err();
     assert!(matches!(err, WalError::Corrupt { .. }), "{err}");
 }
+
+#[test]
+fn a_crash_right_after_a_roll_leaves_an_empty_segment_that_continues_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut w, r) = open(dir.path(), None, SMALL).unwrap();
+    append(&mut w, "a", 1..=40);
+    drop((w, r));
+    // The newest segment's records never reached the disk: only its header
+    // (written and flushed when the segment was created) is there.
+    let names = segments(dir.path());
+    let last = names.last().unwrap();
+    let first: u64 = last.trim_end_matches(".seg").parse().unwrap();
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(dir.path().join(last))
+        .unwrap();
+    file.set_len(HEADER_LEN).unwrap();
+    drop(file);
+
+    let (mut w, r) = open(dir.path(), None, SMALL).unwrap();
+    assert_eq!(all(&r), expected("a", 1..=first - 1));
+    assert_eq!(w.next_index(), first);
+    append(&mut w, "b", first..=first + 1);
+    drop((w, r));
+    let (_w, r) = open(dir.path(), None, SMALL).unwrap();
+    let mut want = expected("a", 1..=first - 1);
+    want.extend(expected("b", first..=first + 1));
+    assert_eq!(all(&r), want);
+}
