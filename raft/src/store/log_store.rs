@@ -382,10 +382,11 @@ impl<C: LogTypes> RaftLogStorage<C> for LogStore<C> {
 
     /// Records the committed log id so a restart re-applies `(last_applied,
     /// committed]` from the log. It is kept in memory and written by the
-    /// writer's next batch once the log on disk holds its entry: a write
-    /// transaction per commit cost as much as an append, and losing the
-    /// newest value only means a restarted node re-applies less at startup
-    /// and learns the rest from the leader.
+    /// next checkpoint (about once a second, and on stop) once the durable
+    /// log holds its entry: a write transaction per commit would cost as
+    /// much as an append, and losing the newest value only means a
+    /// restarted node re-applies less at startup and learns the rest from
+    /// the leader.
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), io::Error> {
         if let Some(id) = committed {
             let mut slot = lock_slot(&self.committed);

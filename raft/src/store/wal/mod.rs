@@ -256,23 +256,35 @@ pub fn open(
         base: floor,
         ..Index::default()
     };
-    let mut active: Option<(PathBuf, u64, u64, bool)> = None;
+    // The last segment that holds (or may take) entries: path, first
+    // index, valid end, and how many entries it holds.
+    let mut active: Option<(PathBuf, u64, u64, usize)> = None;
     let mut remove = Vec::new();
-    let mut broken = false;
-    for (&first, path) in &names {
-        if broken {
-            // After a torn or missing piece nothing is part of the log.
-            remove.push(path.clone());
-            continue;
-        }
+    let count = names.len();
+    for (position, (&first, path)) in names.iter().enumerate() {
+        let is_last = position + 1 == count;
         let scan = segment::scan(path, first)?;
-        let last_here = scan.records.last().map(|r| r.index);
+        let damaged = |reason: &str| WalError::Corrupt {
+            path: path.clone(),
+            offset: scan.end,
+            reason: format!("{reason}, yet later segments exist"),
+        };
         if scan.end < segment::HEADER_LEN {
             // Created, but its header never reached the disk: holds nothing.
+            // A segment is created only after everything before it is
+            // durable, so only the last one can be in this state.
+            if !is_last {
+                return Err(damaged("segment without a header"));
+            }
             remove.push(path.clone());
-            broken = !index.locs.is_empty();
             continue;
         }
+        if scan.torn && !is_last {
+            // Rolls flush the old segment first: only the last one can end
+            // in a torn write. Later segments hold acknowledged entries.
+            return Err(damaged("torn record"));
+        }
+        let last_here = scan.records.last().map(|r| r.index);
         if last_here.is_some_and(|l| l < floor) || (scan.records.is_empty() && first < floor) {
             // Wholly purged: its removal did not reach the disk.
             remove.push(path.clone());
@@ -299,6 +311,7 @@ pub fn open(
             source,
         })?);
         index.segments.insert(first, (path.clone(), file));
+        let mut held = 0;
         for r in scan.records.iter().filter(|r| r.index >= floor) {
             if index.locs.is_empty() {
                 index.base = r.index;
@@ -308,24 +321,45 @@ pub fn open(
                 offset: r.offset,
                 len: r.len,
             });
+            held += 1;
         }
-        active = Some((path.clone(), first, scan.end, scan.torn));
         if scan.torn {
             tracing::warn!(segment = %path.display(), offset = scan.end, "dropping a torn log tail");
-            broken = true;
+        }
+        active = Some((path.clone(), first, scan.end, held));
+    }
+    if let (Some(_), Some(purged)) = (index.last(), last_purged) {
+        if index.base != floor {
+            tracing::warn!(
+                first = index.base,
+                purged,
+                "the log starts after a gap behind its purge point; entries in between are missing"
+            );
+        }
+    }
+    let next = index.last().map_or(floor.max(index.base), |l| l + 1);
+    if let Some((path, first, _, 0)) = &active {
+        if *first != next {
+            // An empty segment (its entries never written, or cleared) named
+            // for another index than the next entry's: appends must not go
+            // into it.
+            index.segments.remove(first);
+            remove.push(path.clone());
+            active = None;
         }
     }
     for path in &remove {
         tracing::info!(segment = %path.display(), "removing a log segment outside the log");
     }
     remove_files(dir, &remove)?;
-    let next = index.last().map_or(floor.max(index.base), |l| l + 1);
     let mut writer_active = None;
-    if let Some((path, first, end, torn)) = active {
+    if let Some((path, first, end, _)) = active {
         let seg = Active::reopen(path, first, end)?;
-        if torn {
-            // Zero what the torn batch left past the valid end, so a later
-            // scan cannot mistake any of it for records.
+        // Nothing but zeros may follow the valid end, or a later scan could
+        // take what a torn batch or an interrupted truncation left there
+        // for records once new ones reach it.
+        if seg.dirty_between(end, seg.allocated)? {
+            tracing::warn!(segment = %seg.path.display(), offset = end, "clearing stale bytes past the end of the log");
             seg.zero(end, seg.allocated)?;
             seg.sync()?;
         }
@@ -466,23 +500,26 @@ impl WalWriter {
         }
         let (path, _) = index.segments[&cut.segment].clone();
         drop(index);
+        // Later segments go first, newest first, so a crash part-way leaves
+        // a prefix of the old log (the truncation was not acknowledged).
+        removed.reverse();
+        remove_files(&self.dir, &removed)?;
         let active = match self.active.take() {
             Some(a) if a.first == cut.segment => {
                 let old_end = a.end;
                 let mut a = a;
-                a.zero(cut.offset, old_end)?;
+                a.zero_backwards(cut.offset, old_end)?;
                 a.end = cut.offset;
                 a
             }
             _ => {
                 let a = Active::reopen(path, cut.segment, cut.offset)?;
-                a.zero(cut.offset, a.allocated)?;
+                a.zero_backwards(cut.offset, a.allocated)?;
                 a
             }
         };
         active.sync()?;
         self.active = Some(active);
-        remove_files(&self.dir, &removed)?;
         self.next = since;
         Ok(())
     }
@@ -532,8 +569,11 @@ impl WalWriter {
         let mut index = write_lock(&self.shared);
         index.locs.clear();
         index.base = next;
+        // Newest first: a crash part-way leaves a prefix of the log, never
+        // a log with its first segments missing.
         let removed: Vec<PathBuf> = std::mem::take(&mut index.segments)
             .into_values()
+            .rev()
             .map(|(p, _)| p)
             .collect();
         drop(index);

@@ -137,6 +137,15 @@ pub(super) fn scan(path: &Path, first: u64) -> Result<Scan, WalError> {
         });
     }
     reader.read_exact(&mut header).map_err(io)?;
+    if header == [0u8; HEADER_LEN as usize] {
+        // Created, but its header never reached the disk (a power loss
+        // while the file grew): it holds nothing.
+        return Ok(Scan {
+            records: Vec::new(),
+            end: 0,
+            torn: true,
+        });
+    }
     let named = u64::from_le_bytes(header[8..16].try_into().expect("8 bytes"));
     if header[..8] != MAGIC || named != first {
         return Err(WalError::Corrupt {
@@ -256,6 +265,45 @@ impl Active {
         self.zero(self.allocated, target)?;
         self.allocated = target;
         Ok(())
+    }
+
+    /// Writes zeros over `[from, to)`, last bytes first: a truncation
+    /// interrupted part-way leaves a prefix of the old records followed by
+    /// zeros, never zeros followed by old records.
+    pub fn zero_backwards(&self, from: u64, to: u64) -> Result<(), WalError> {
+        const ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
+        let mut at = to;
+        while at > from {
+            let n = (at - from).min(ZEROS.len() as u64);
+            at -= n;
+            self.file
+                .write_all_at(&ZEROS[..n as usize], at)
+                .map_err(|source| WalError::Io {
+                    path: self.path.clone(),
+                    source,
+                })?;
+        }
+        Ok(())
+    }
+
+    /// Whether any byte of `[from, to)` is not zero.
+    pub fn dirty_between(&self, from: u64, to: u64) -> Result<bool, WalError> {
+        let mut buf = vec![0u8; 1 << 20];
+        let mut at = from;
+        while at < to {
+            let n = (to - at).min(buf.len() as u64) as usize;
+            self.file
+                .read_exact_at(&mut buf[..n], at)
+                .map_err(|source| WalError::Io {
+                    path: self.path.clone(),
+                    source,
+                })?;
+            if buf[..n].iter().any(|b| *b != 0) {
+                return Ok(true);
+            }
+            at += n as u64;
+        }
+        Ok(false)
     }
 
     /// Writes zeros over `[from, to)`.

@@ -300,3 +300,119 @@ fn a_crash_right_after_a_roll_leaves_an_empty_segment_that_continues_the_log() {
     want.extend(expected("b", first..=first + 1));
     assert_eq!(all(&r), want);
 }
+
+/// Entries of one fixed size, so an old record can line up exactly behind
+/// a new one.
+fn fixed(tag: &str, i: u64) -> Vec<u8> {
+    format!("{tag}-{i:04}").into_bytes()
+}
+
+fn append_fixed(writer: &mut WalWriter, tag: &str, indexes: std::ops::RangeInclusive<u64>) {
+    let items: Vec<(u64, Vec<u8>)> = indexes.map(|i| (i, fixed(tag, i))).collect();
+    writer
+        .append(items.iter().map(|(i, b)| (*i, b.as_slice())))
+        .unwrap();
+    writer.sync().unwrap();
+}
+
+#[test]
+fn records_left_behind_an_interrupted_truncation_never_rejoin_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut w, r) = open(dir.path(), None, WalOptions::default()).unwrap();
+    append_fixed(&mut w, "old", 1..=10);
+    drop((w, r));
+    // A truncation at 5 killed after zeroing only record 5: records 6..=10
+    // of the old term are still on disk behind it.
+    let record = (RECORD_HEADER_LEN + fixed("old", 1).len()) as u64;
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(dir.path().join(file_name(1)))
+        .unwrap();
+    file.write_all_at(&vec![0u8; record as usize], HEADER_LEN + 4 * record)
+        .unwrap();
+    drop(file);
+
+    let (mut w, r) = open(dir.path(), None, WalOptions::default()).unwrap();
+    assert_eq!(r.last_index(), Some(4));
+    // The new leader's entries are as long as the old ones: without the
+    // clean-up at open, old 7..=10 would follow new 6 exactly.
+    append_fixed(&mut w, "new", 5..=6);
+    drop((w, r));
+    let (_w, r) = open(dir.path(), None, WalOptions::default()).unwrap();
+    let got: Vec<(u64, Vec<u8>)> = r.read(..).unwrap();
+    let mut want: Vec<(u64, Vec<u8>)> = (1..=4).map(|i| (i, fixed("old", i))).collect();
+    want.extend((5..=6).map(|i| (i, fixed("new", i))));
+    assert_eq!(got, want);
+}
+
+#[test]
+fn an_empty_segment_named_past_the_log_is_not_appended_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut w, r) = open(dir.path(), Some(10), SMALL).unwrap();
+    append(&mut w, "a", 11..=30);
+    drop((w, r));
+    // Every segment but the newest is gone (a clear cut short, or damage)
+    // and the newest holds only its header.
+    let names = segments(dir.path());
+    let newest = names.last().unwrap().clone();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(dir.path().join(&newest))
+        .unwrap()
+        .set_len(HEADER_LEN)
+        .unwrap();
+    for name in &names[..names.len() - 1] {
+        std::fs::remove_file(dir.path().join(name)).unwrap();
+    }
+    let (mut w, r) = open(dir.path(), Some(10), SMALL).unwrap();
+    assert_eq!(w.next_index(), 11);
+    assert!(!segments(dir.path()).contains(&newest), "removed");
+    append(&mut w, "b", 11..=12);
+    drop((w, r));
+    let (_w, r) = open(dir.path(), Some(10), SMALL).unwrap();
+    assert_eq!(
+        all(&r),
+        expected("b", 11..=12),
+        "acknowledged entries survive"
+    );
+}
+
+#[test]
+fn a_last_segment_whose_header_never_reached_the_disk_is_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut w, r) = open(dir.path(), None, SMALL).unwrap();
+    append(&mut w, "a", 1..=20);
+    drop((w, r));
+    let names = segments(dir.path());
+    let newest = names.last().unwrap().clone();
+    let first: u64 = newest.trim_end_matches(".seg").parse().unwrap();
+    std::fs::write(dir.path().join(&newest), vec![0u8; 128]).unwrap();
+    let (w, r) = open(dir.path(), None, SMALL).unwrap();
+    assert_eq!(all(&r), expected("a", 1..=first - 1));
+    assert_eq!(w.next_index(), first);
+}
+
+#[test]
+fn a_torn_segment_with_later_segments_is_damage_not_a_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut w, r) = open(dir.path(), None, SMALL).unwrap();
+    append(&mut w, "a", 1..=40);
+    drop((w, r));
+    let names = segments(dir.path());
+    assert!(names.len() > 2);
+    // Flip bytes in the first segment's second record.
+    let offset = HEADER_LEN + (RECORD_HEADER_LEN + payload("a", 1).len()) as u64;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(dir.path().join(&names[0]))
+        .unwrap()
+        .write_all_at(b"XX", offset + RECORD_HEADER_LEN as u64)
+        .unwrap();
+    let err = open(dir.path(), None, SMALL).err().expect("damage");
+    assert!(matches!(err, WalError::Corrupt { .. }), "{err}");
+    assert_eq!(
+        segments(dir.path()),
+        names,
+        "no acknowledged segment deleted"
+    );
+}
