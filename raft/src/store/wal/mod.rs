@@ -127,66 +127,15 @@ impl WalReader {
     /// hold the index's read lock, so a concurrent truncation or purge is
     /// seen either entirely or not at all.
     pub fn read(&self, range: impl RangeBounds<u64>) -> Result<Vec<(u64, Vec<u8>)>, WalError> {
-        let index = read_lock(&self.shared);
-        let Some(last) = index.last() else {
-            return Ok(Vec::new());
-        };
-        let from = match range.start_bound() {
-            Bound::Included(&s) => s,
-            Bound::Excluded(&s) => s.saturating_add(1),
-            Bound::Unbounded => 0,
-        }
-        .max(index.base);
-        let to = match range.end_bound() {
-            Bound::Included(&e) => e,
-            Bound::Excluded(&0) => return Ok(Vec::new()),
-            Bound::Excluded(&e) => e - 1,
-            Bound::Unbounded => u64::MAX,
-        }
-        .min(last);
-        if from > to {
-            return Ok(Vec::new());
-        }
-        let mut out = Vec::with_capacity((to - from + 1) as usize);
-        let mut at = from;
-        // Records of one segment lie back to back: read each run at once.
-        while at <= to {
-            let first = index.locs[(at - index.base) as usize];
-            let mut end = at;
-            let mut bytes = RECORD_HEADER_LEN as u64 + u64::from(first.len);
-            while end < to {
-                let next = index.locs[(end + 1 - index.base) as usize];
-                if next.segment != first.segment || next.offset != first.offset + bytes {
-                    break;
-                }
-                bytes += RECORD_HEADER_LEN as u64 + u64::from(next.len);
-                end += 1;
-            }
-            let (path, file) = &index.segments[&first.segment];
-            let mut buf = vec![0u8; bytes as usize];
-            file.read_exact_at(&mut buf, first.offset)
-                .map_err(|source| WalError::Io {
-                    path: path.clone(),
-                    source,
-                })?;
-            let mut pos = 0usize;
-            for i in at..=end {
-                let loc = index.locs[(i - index.base) as usize];
-                let n = RECORD_HEADER_LEN + loc.len as usize;
-                let payload = segment::decode_record(&buf[pos..pos + n], i, path, loc.offset)?;
-                out.push((i, payload.to_vec()));
-                pos += n;
-            }
-            at = end + 1;
-        }
-        Ok(out)
+        read_in(&read_lock(&self.shared), range)
     }
 
-    /// The last durable entry, if any.
+    /// The last durable entry, if any (read under one lock hold, so a
+    /// concurrent truncation cannot slip between finding it and reading it).
     pub fn last(&self) -> Result<Option<(u64, Vec<u8>)>, WalError> {
-        let last = read_lock(&self.shared).last();
-        match last {
-            Some(i) => Ok(self.read(i..=i)?.pop()),
+        let index = read_lock(&self.shared);
+        match index.last() {
+            Some(i) => Ok(read_in(&index, i..=i)?.pop()),
             None => Ok(None),
         }
     }
@@ -195,6 +144,62 @@ impl WalReader {
     pub fn last_index(&self) -> Option<u64> {
         read_lock(&self.shared).last()
     }
+}
+
+/// The entries of `index` in `range`; see [`WalReader::read`].
+fn read_in(index: &Index, range: impl RangeBounds<u64>) -> Result<Vec<(u64, Vec<u8>)>, WalError> {
+    let Some(last) = index.last() else {
+        return Ok(Vec::new());
+    };
+    let from = match range.start_bound() {
+        Bound::Included(&s) => s,
+        Bound::Excluded(&s) => s.saturating_add(1),
+        Bound::Unbounded => 0,
+    }
+    .max(index.base);
+    let to = match range.end_bound() {
+        Bound::Included(&e) => e,
+        Bound::Excluded(&0) => return Ok(Vec::new()),
+        Bound::Excluded(&e) => e - 1,
+        Bound::Unbounded => u64::MAX,
+    }
+    .min(last);
+    if from > to {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::with_capacity((to - from + 1) as usize);
+    let mut at = from;
+    // Records of one segment lie back to back: read each run at once.
+    while at <= to {
+        let first = index.locs[(at - index.base) as usize];
+        let mut end = at;
+        let mut bytes = RECORD_HEADER_LEN as u64 + u64::from(first.len);
+        while end < to {
+            let next = index.locs[(end + 1 - index.base) as usize];
+            if next.segment != first.segment || next.offset != first.offset + bytes {
+                break;
+            }
+            bytes += RECORD_HEADER_LEN as u64 + u64::from(next.len);
+            end += 1;
+        }
+        let (path, file) = &index.segments[&first.segment];
+        let mut buf = vec![0u8; bytes as usize];
+        file.read_exact_at(&mut buf, first.offset)
+            .map_err(|source| WalError::Io {
+                path: path.clone(),
+                source,
+            })?;
+        let mut pos = 0usize;
+        for i in at..=end {
+            let loc = index.locs[(i - index.base) as usize];
+            let n = RECORD_HEADER_LEN + loc.len as usize;
+            let payload = segment::decode_record(&buf[pos..pos + n], i, path, loc.offset)?;
+            out.push((i, payload.to_vec()));
+            pos += n;
+        }
+        at = end + 1;
+    }
+    Ok(out)
 }
 
 /// Appends, truncates and purges; owned by one thread.
