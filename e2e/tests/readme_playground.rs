@@ -42,7 +42,9 @@ fn playground_serves_the_cli_without_flags_and_stops_on_ctrl_c() -> Result<()> {
     let mut attempt = 0;
     let mut pg = loop {
         attempt += 1;
-        let base = 20_000 + free_port() % 12_000;
+        // free_port() hands out consecutive ports; 409 (coprime to 12,000)
+        // spreads them so two bases never share their 200-port span.
+        let base = 20_000 + (u32::from(free_port()) * 409) % 12_000;
         let mut pg = Command::new(&bins.shardline)
             .args(["playground", "--base-port", &base.to_string()])
             .env("SHARDLINE_HOME", home.path())

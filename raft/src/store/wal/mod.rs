@@ -248,7 +248,14 @@ pub fn open(
         path: dir.to_path_buf(),
         source,
     };
-    std::fs::create_dir_all(dir).map_err(io)?;
+    if !dir.is_dir() {
+        std::fs::create_dir_all(dir).map_err(io)?;
+        // The directory's own entry must be durable before any entry in it
+        // is acknowledged.
+        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            segment::sync_dir(parent)?;
+        }
+    }
     let mut names = BTreeMap::new();
     for item in std::fs::read_dir(dir).map_err(io)? {
         let item = item.map_err(io)?;
