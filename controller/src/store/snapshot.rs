@@ -9,11 +9,11 @@ use std::sync::Arc;
 use std::io;
 
 use openraft::{LogIdOptionExt, RaftSnapshotBuilder};
-use redb::{Database, Durability};
+use redb::Database;
 use serde::{Deserialize, Serialize};
 use shardline_raft::store::applied::write_applied_state;
 use shardline_raft::store::codec::{decode, encode};
-use shardline_raft::store::{check, StoreError};
+use shardline_raft::store::{check, commit_durably, StoreError};
 use shardline_raft::{LogId, SnapshotMeta, StoredMembership};
 
 use super::shard_map::Applied;
@@ -90,8 +90,7 @@ pub(crate) fn install(
             found: format!("{:?}", payload.last_applied),
         });
     }
-    let mut txn = db.begin_write()?;
-    txn.set_durability(Durability::Immediate)?;
+    let txn = db.begin_write()?;
     txn.delete_table(CONFIGS)?;
     {
         let mut configs = txn.open_table(CONFIGS)?;
@@ -102,7 +101,7 @@ pub(crate) fn install(
         write_applied_state(&mut sm_meta, meta.last_log_id, &meta.last_membership)?;
         SNAPSHOT.put(&txn, meta, &bytes)?;
     }
-    txn.commit()?;
+    commit_durably(txn)?;
     tracing::info!(index = ?meta.last_log_id.index(), latest = payload.state.latest().num, "installed snapshot");
     Ok(Applied {
         state: payload.state,

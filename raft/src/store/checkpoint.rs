@@ -25,15 +25,15 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
-use redb::{Database, Durability};
+use redb::Database;
 
 use super::error::StoreError;
 use super::log_store::{LogTables, COMMITTED};
-use super::records::put_record;
+use super::records::{commit_durably, put_record};
 use super::wal::WalReader;
+use super::worker::Worker;
 use crate::LogId;
 
 /// The newest committed id openraft reported.
@@ -46,7 +46,7 @@ pub(super) fn lock_slot(slot: &Mutex<Option<LogId>>) -> std::sync::MutexGuard<'_
 }
 
 /// How often the redb file is made durable while entries are committed.
-pub const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
+pub(super) const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Whether a checkpoint is committing (and so holds redb's write lock).
 /// Cheap to clone.
@@ -80,11 +80,7 @@ type Request = Sender<Result<(), Arc<StoreError>>>;
 
 /// The handle of the checkpoint thread; dropping it runs a last checkpoint
 /// and waits for the thread.
-pub(super) struct Checkpointer {
-    /// `None` only while dropping.
-    tx: Option<Sender<Request>>,
-    thread: Option<JoinHandle<()>>,
-}
+pub(super) struct Checkpointer(Worker<Request>);
 
 /// What the thread works on.
 struct Target {
@@ -106,7 +102,6 @@ impl Checkpointer {
         wal: WalReader,
         interval: Duration,
     ) -> Result<Self, StoreError> {
-        let (tx, rx) = mpsc::channel::<Request>();
         let mut target = Target {
             db,
             busy,
@@ -115,9 +110,9 @@ impl Checkpointer {
             wal,
             done: None,
         };
-        let thread = std::thread::Builder::new()
-            .name("shardline-checkpoint".into())
-            .spawn(move || loop {
+        Worker::spawn(
+            "shardline-checkpoint",
+            move |rx: mpsc::Receiver<Request>| loop {
                 match rx.recv_timeout(interval) {
                     Ok(reply) => {
                         let _ = reply.send(target.run(true).map_err(Arc::new));
@@ -134,36 +129,18 @@ impl Checkpointer {
                         return;
                     }
                 }
-            })
-            .map_err(StoreError::SpawnWriter)?;
-        Ok(Checkpointer {
-            tx: Some(tx),
-            thread: Some(thread),
-        })
+            },
+        )
+        .map(Checkpointer)
     }
 
     /// Checkpoints now and waits for it.
     pub fn now(&self) -> Result<(), StoreError> {
         let (tx, rx) = mpsc::channel();
-        self.tx
-            .as_ref()
-            .ok_or(StoreError::WriterStopped)?
-            .send(tx)
-            .map_err(|_| StoreError::WriterStopped)?;
+        self.0.send(tx).map_err(|_| StoreError::WriterStopped)?;
         rx.recv()
             .map_err(|_| StoreError::WriterStopped)?
             .map_err(StoreError::LogWrite)
-    }
-}
-
-impl Drop for Checkpointer {
-    fn drop(&mut self) {
-        drop(self.tx.take());
-        if let Some(thread) = self.thread.take() {
-            if thread.thread().id() != std::thread::current().id() && thread.join().is_err() {
-                tracing::error!("the checkpoint thread panicked");
-            }
-        }
     }
 }
 
@@ -176,13 +153,12 @@ impl Target {
             return Ok(());
         }
         let _busy = BusyGuard::new(&self.busy.0);
-        let mut txn = self.db.begin_write()?;
-        txn.set_durability(Durability::Immediate)?;
+        let txn = self.db.begin_write()?;
         let held = pending.filter(|id| self.wal.last_index().is_some_and(|last| last >= id.index));
         if let Some(id) = held {
             put_record(&mut txn.open_table(self.tables.meta)?, COMMITTED, &id)?;
         }
-        txn.commit()?;
+        commit_durably(txn)?;
         if held.is_some() {
             self.done = held;
         }

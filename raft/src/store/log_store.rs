@@ -26,11 +26,10 @@ use std::marker::PhantomData;
 use std::ops::{Bound, RangeBounds};
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use openraft::storage::{IOFlushed, LogState, RaftLogReader, RaftLogStorage};
 use openraft::OptionalSend;
-use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 use super::checkpoint::{
     lock_slot, CheckpointBusy, Checkpointer, CommittedSlot, CHECKPOINT_INTERVAL,
@@ -39,7 +38,7 @@ use super::codec::{decode, encode};
 use super::error::StoreError;
 use super::log_overlay::{EntryBytes, Overlay};
 use super::log_writer::{Done, LogWriter, Op};
-use super::records::{get_record, MetaTable};
+use super::records::{commit_durably, get_record, MetaTable};
 use super::wal::{self, WalOptions, WalReader, WalWriter};
 use crate::{LogId, LogTypes, Vote};
 
@@ -117,24 +116,16 @@ impl<C: LogTypes> LogStore<C> {
     /// ([`super::wal_dir`]), creating what is missing, with its writer and
     /// checkpoint threads.
     pub fn open(db: Arc<Database>, tables: LogTables, path: &Path) -> Result<Self, StoreError> {
-        Self::open_with(db, tables, path, WalOptions::default(), CHECKPOINT_INTERVAL)
-    }
-
-    /// [`open`](Self::open) with the log's file sizes and the checkpoint
-    /// interval given.
-    pub fn open_with(
-        db: Arc<Database>,
-        tables: LogTables,
-        path: &Path,
-        options: WalOptions,
-        checkpoint_every: Duration,
-    ) -> Result<Self, StoreError> {
         let txn = db.begin_write()?;
         txn.open_table(tables.log)?;
         let last_purged: Option<LogId> = get_record(&txn.open_table(tables.meta)?, LAST_PURGED)?;
         txn.commit()?;
         let wal_dir = super::wal_dir(path);
-        let (mut writer, reader) = wal::open(&wal_dir, last_purged.map(|p| p.index), options)?;
+        let (mut writer, reader) = wal::open(
+            &wal_dir,
+            last_purged.map(|p| p.index),
+            WalOptions::default(),
+        )?;
         migrate_redb_log(&db, tables, &mut writer, last_purged)?;
         let overlay = Arc::new(Overlay::new());
         let committed = CommittedSlot::default();
@@ -145,7 +136,7 @@ impl<C: LogTypes> LogStore<C> {
             tables,
             committed.clone(),
             reader.clone(),
-            checkpoint_every,
+            CHECKPOINT_INTERVAL,
         )?;
         let writer = LogWriter::spawn(db.clone(), tables, writer, overlay.clone())?;
         Ok(LogStore {
@@ -325,11 +316,10 @@ fn migrate_redb_log(
     wal.sync()?;
     drop(table);
     drop(txn);
-    let mut txn = db.begin_write()?;
-    txn.set_durability(Durability::Immediate)?;
+    let txn = db.begin_write()?;
     txn.delete_table(tables.log)?;
     txn.open_table(tables.log)?;
-    txn.commit()?;
+    commit_durably(txn)?;
     tracing::info!(
         entries = moved,
         first,

@@ -16,19 +16,19 @@
 //! refuses all later writes with the same error: a write after a lost one
 //! could leave a hole in the log. Dropping the [`LogWriter`] (the last clone
 //! of the log store) closes the queue; the thread writes what is still
-//! queued and exits, and the drop waits for it.
+//! queued and exits, and the drop waits for it ([`Worker`]).
 
-use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Condvar, Mutex};
-use std::thread::JoinHandle;
 
-use redb::{Database, Durability};
+use redb::Database;
 
 use super::error::StoreError;
 use super::log_overlay::{EntryBytes, Overlay};
 use super::log_store::{LogTables, LAST_PURGED, VOTE};
-use super::records::{get_record, put_record};
+use super::records::{commit_durably, get_record, put_record};
 use super::wal::WalWriter;
+use super::worker::Worker;
 use crate::{LogId, Vote};
 
 /// Most writes performed in one batch, to bound its size.
@@ -111,18 +111,10 @@ impl Op {
     }
 }
 
-fn commit_durably(mut txn: redb::WriteTransaction) -> Result<(), StoreError> {
-    txn.set_durability(Durability::Immediate)?;
-    txn.commit()?;
-    Ok(())
-}
-
 /// The handle of a log store's writer thread: its queue, and the thread to
 /// wait for on drop.
 pub(super) struct LogWriter {
-    /// `None` only while dropping.
-    tx: Option<Sender<Op>>,
-    thread: Option<JoinHandle<()>>,
+    worker: Worker<Op>,
     /// Checked by the thread before each batch; tests hold it to let
     /// writes queue up at a known point.
     #[cfg_attr(not(test), allow(dead_code))]
@@ -166,28 +158,18 @@ impl LogWriter {
         wal: WalWriter,
         overlay: Arc<Overlay>,
     ) -> Result<Self, StoreError> {
-        let (tx, rx) = mpsc::channel();
         let gate = Arc::new(Gate::default());
         let thread_gate = gate.clone();
-        let thread = std::thread::Builder::new()
-            .name("shardline-log-writer".into())
-            .spawn(move || run(&db, tables, wal, &overlay, &thread_gate, rx))
-            .map_err(StoreError::SpawnWriter)?;
-        Ok(LogWriter {
-            tx: Some(tx),
-            thread: Some(thread),
-            gate,
-        })
+        let worker = Worker::spawn("shardline-log-writer", move |rx| {
+            run(&db, tables, wal, &overlay, &thread_gate, rx)
+        })?;
+        Ok(LogWriter { worker, gate })
     }
 
     /// Queues `op`. If the writer has stopped, `op` is finished with
     /// [`StoreError::WriterStopped`] and so is the call.
     pub fn send(&self, op: Op) -> Result<(), StoreError> {
-        let Some(tx) = &self.tx else {
-            op.finish(Err(StoreError::WriterStopped));
-            return Err(StoreError::WriterStopped);
-        };
-        tx.send(op).map_err(|mpsc::SendError(op)| {
+        self.worker.send(op).map_err(|op| {
             op.finish(Err(StoreError::WriterStopped));
             StoreError::WriterStopped
         })
@@ -199,17 +181,6 @@ impl LogWriter {
     pub fn hold(&self) -> Hold {
         *self.gate.held.lock().unwrap_or_else(|p| p.into_inner()) = true;
         Hold(self.gate.clone())
-    }
-}
-
-impl Drop for LogWriter {
-    fn drop(&mut self) {
-        drop(self.tx.take());
-        if let Some(thread) = self.thread.take() {
-            if thread.thread().id() != std::thread::current().id() && thread.join().is_err() {
-                tracing::error!("the log writer thread panicked");
-            }
-        }
     }
 }
 

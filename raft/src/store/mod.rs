@@ -16,6 +16,7 @@
 //!   second and records the committed id.
 //! - `log_overlay`: entries appended but not yet durable, which readers lay
 //!   over the durable log.
+//! - `worker`: the thread-and-channel handle both store threads use.
 //! - [`blocking`]: running redb work from async code.
 //! - [`records`]: typed records in metadata tables and the identity check.
 //! - [`applied`]: the last applied log id and membership records.
@@ -49,6 +50,7 @@ mod checkpoint;
 mod log_overlay;
 mod log_store;
 mod log_writer;
+mod worker;
 
 #[cfg(test)]
 mod log_store_tests;
@@ -58,10 +60,10 @@ use std::sync::Arc;
 
 use redb::Database;
 
-pub use checkpoint::{CheckpointBusy, CHECKPOINT_INTERVAL};
+pub use checkpoint::CheckpointBusy;
 pub use error::StoreError;
 pub use log_store::{LogStore, LogTables};
-pub use records::{check, get_record, put_record, MetaTable};
+pub use records::{check, commit_durably, get_record, put_record, MetaTable};
 pub use snapshot_slot::SnapshotSlot;
 
 /// The directory of the write-ahead log that belongs with the redb file at

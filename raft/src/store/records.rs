@@ -1,7 +1,8 @@
 //! Typed records in `&str -> &[u8]` metadata tables (vote, log ids,
-//! memberships, identity fields), and the identity check stores run on open.
+//! memberships, identity fields), the identity check stores run on open, and
+//! the durable commit that records which must survive a crash go through.
 
-use redb::{ReadableTable, Table};
+use redb::{Durability, ReadableTable, Table, WriteTransaction};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -31,6 +32,14 @@ pub fn put_record<T: Serialize>(
 ) -> Result<(), StoreError> {
     let bytes = encode(key, value)?;
     table.insert(key, bytes.as_slice())?;
+    Ok(())
+}
+
+/// Commits `txn` with [`Durability::Immediate`]: flushed before this
+/// returns, with every earlier (non-durable) commit of the file.
+pub fn commit_durably(mut txn: WriteTransaction) -> Result<(), StoreError> {
+    txn.set_durability(Durability::Immediate)?;
+    txn.commit()?;
     Ok(())
 }
 

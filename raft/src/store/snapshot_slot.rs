@@ -11,10 +11,10 @@
 use std::io::Cursor;
 
 use openraft::LogIdOptionExt;
-use redb::{Database, Durability, ReadableDatabase, WriteTransaction};
+use redb::{Database, ReadableDatabase, WriteTransaction};
 
 use super::error::StoreError;
-use super::records::{get_record, put_record, MetaTable};
+use super::records::{commit_durably, get_record, put_record, MetaTable};
 use crate::{LogId, Snapshot, SnapshotMeta, StoredMembership};
 
 const META: &str = "meta";
@@ -49,8 +49,7 @@ impl SnapshotSlot {
         last_membership: StoredMembership,
         bytes: Vec<u8>,
     ) -> Result<Snapshot, StoreError> {
-        let mut txn = db.begin_write()?;
-        txn.set_durability(Durability::Immediate)?;
+        let txn = db.begin_write()?;
         let meta = {
             let mut table = txn.open_table(self.table)?;
             let meta = SnapshotMeta {
@@ -69,7 +68,7 @@ impl SnapshotSlot {
             }
             meta
         };
-        txn.commit()?;
+        commit_durably(txn)?;
         tracing::info!(index = ?meta.last_log_id.index(), bytes = bytes.len(), "built snapshot");
         Ok(Snapshot {
             meta,
