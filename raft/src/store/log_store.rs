@@ -244,12 +244,11 @@ impl<C: LogTypes> LogStore<C> {
     fn entries(&self, range: (Bound<u64>, Bound<u64>)) -> Result<Vec<C::Entry>, StoreError> {
         let view = self.overlay.entries(range);
         let mut merged = BTreeMap::new();
-        for (index, bytes) in self.wal.read(range)? {
-            if view.hidden_from.is_some_and(|h| index >= h) {
-                break;
-            }
-            merged.insert(index, decode::<C::Entry>("log entry", &bytes)?);
-        }
+        let durable = (range.0, below(range.1, view.hidden_from));
+        self.wal.read_with(durable, |index, bytes| {
+            merged.insert(index, decode::<C::Entry>("log entry", bytes)?);
+            Ok::<_, StoreError>(())
+        })?;
         for (index, bytes) in view.pending {
             merged.insert(index, decode::<C::Entry>("log entry", &bytes)?);
         }
@@ -261,14 +260,7 @@ impl<C: LogTypes> LogStore<C> {
     fn log_state(&self) -> Result<LogState<C>, StoreError> {
         let view = self.overlay.last();
         let last_purged: Option<LogId> = self.read_raft_meta(LAST_PURGED)?;
-        let last_durable = match (view.hidden_from, self.wal.last_index()) {
-            (Some(h), Some(last)) if last >= h => match h.checked_sub(1) {
-                Some(below) => self.wal.read(below..=below)?.pop(),
-                None => None,
-            },
-            _ => self.wal.last()?,
-        };
-        let last_durable = match last_durable {
+        let last_durable = match self.wal.last_before(view.hidden_from)? {
             Some((_, bytes)) => Some(decode::<C::Entry>("log entry", &bytes)?.log_id),
             None => None,
         };
@@ -280,6 +272,17 @@ impl<C: LogTypes> LogStore<C> {
             last_purged_log_id: last_purged,
             last_log_id: last.or(last_purged),
         })
+    }
+}
+
+/// `end` lowered to exclude `hidden_from` and above (entries a truncation
+/// in flight is deleting).
+fn below(end: Bound<u64>, hidden_from: Option<u64>) -> Bound<u64> {
+    match (end, hidden_from) {
+        (end, None) => end,
+        (Bound::Included(e), Some(h)) if e < h => Bound::Included(e),
+        (Bound::Excluded(e), Some(h)) => Bound::Excluded(e.min(h)),
+        (_, Some(h)) => Bound::Excluded(h),
     }
 }
 

@@ -58,6 +58,16 @@ pub enum WalError {
     TooLarge { index: u64, len: usize },
 }
 
+impl WalError {
+    /// Wraps an I/O failure on `path`.
+    fn io(path: &Path) -> impl Fn(std::io::Error) -> WalError + Copy + '_ {
+        move |source| WalError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
 /// Sizes of the log's files.
 #[derive(Debug, Clone, Copy)]
 pub struct WalOptions {
@@ -123,21 +133,51 @@ pub struct WalReader {
 }
 
 impl WalReader {
-    /// The durable entries in `range` as `(index, payload)`, in order. Reads
-    /// hold the index's read lock, so a concurrent truncation or purge is
-    /// seen either entirely or not at all.
+    /// The durable entries in `range` as `(index, payload)`, in order.
     pub fn read(&self, range: impl RangeBounds<u64>) -> Result<Vec<(u64, Vec<u8>)>, WalError> {
-        read_in(&read_lock(&self.shared), range)
+        let mut out = Vec::new();
+        self.read_with(range, |i, payload| {
+            out.push((i, payload.to_vec()));
+            Ok::<_, WalError>(())
+        })?;
+        Ok(out)
     }
 
-    /// The last durable entry, if any (read under one lock hold, so a
-    /// concurrent truncation cannot slip between finding it and reading it).
-    pub fn last(&self) -> Result<Option<(u64, Vec<u8>)>, WalError> {
+    /// Hands each durable entry in `range` to `f` as `(index, payload)`, in
+    /// order, straight from the bytes read (no copy per entry). Reads hold
+    /// the index's read lock, so a concurrent truncation or purge is seen
+    /// either entirely or not at all.
+    pub fn read_with<E: From<WalError>>(
+        &self,
+        range: impl RangeBounds<u64>,
+        f: impl FnMut(u64, &[u8]) -> Result<(), E>,
+    ) -> Result<(), E> {
+        visit(&read_lock(&self.shared), range, f)
+    }
+
+    /// The last durable entry below `limit` (the last of all for `None`),
+    /// found and read under one lock hold.
+    pub fn last_before(&self, limit: Option<u64>) -> Result<Option<(u64, Vec<u8>)>, WalError> {
         let index = read_lock(&self.shared);
-        match index.last() {
-            Some(i) => Ok(read_in(&index, i..=i)?.pop()),
-            None => Ok(None),
-        }
+        let Some(last) = index.last() else {
+            return Ok(None);
+        };
+        let last = match limit {
+            Some(0) => return Ok(None),
+            Some(l) => last.min(l - 1),
+            None => last,
+        };
+        let mut found = None;
+        visit(&index, last..=last, |i, payload| {
+            found = Some((i, payload.to_vec()));
+            Ok::<_, WalError>(())
+        })?;
+        Ok(found)
+    }
+
+    /// The last durable entry, if any.
+    pub fn last(&self) -> Result<Option<(u64, Vec<u8>)>, WalError> {
+        self.last_before(None)
     }
 
     /// The index of the last durable entry.
@@ -146,10 +186,15 @@ impl WalReader {
     }
 }
 
-/// The entries of `index` in `range`; see [`WalReader::read`].
-fn read_in(index: &Index, range: impl RangeBounds<u64>) -> Result<Vec<(u64, Vec<u8>)>, WalError> {
+/// Hands the entries of `index` in `range` to `f`; see
+/// [`WalReader::read_with`].
+fn visit<E: From<WalError>>(
+    index: &Index,
+    range: impl RangeBounds<u64>,
+    mut f: impl FnMut(u64, &[u8]) -> Result<(), E>,
+) -> Result<(), E> {
     let Some(last) = index.last() else {
-        return Ok(Vec::new());
+        return Ok(());
     };
     let from = match range.start_bound() {
         Bound::Included(&s) => s,
@@ -159,16 +204,13 @@ fn read_in(index: &Index, range: impl RangeBounds<u64>) -> Result<Vec<(u64, Vec<
     .max(index.base);
     let to = match range.end_bound() {
         Bound::Included(&e) => e,
-        Bound::Excluded(&0) => return Ok(Vec::new()),
+        Bound::Excluded(&0) => return Ok(()),
         Bound::Excluded(&e) => e - 1,
         Bound::Unbounded => u64::MAX,
     }
     .min(last);
-    if from > to {
-        return Ok(Vec::new());
-    }
-    let mut out = Vec::with_capacity((to - from + 1) as usize);
     let mut at = from;
+    let mut buf = Vec::new();
     // Records of one segment lie back to back: read each run at once.
     while at <= to {
         let first = index.locs[(at - index.base) as usize];
@@ -183,23 +225,22 @@ fn read_in(index: &Index, range: impl RangeBounds<u64>) -> Result<Vec<(u64, Vec<
             end += 1;
         }
         let (path, file) = &index.segments[&first.segment];
-        let mut buf = vec![0u8; bytes as usize];
+        buf.resize(bytes as usize, 0);
         file.read_exact_at(&mut buf, first.offset)
-            .map_err(|source| WalError::Io {
-                path: path.clone(),
-                source,
-            })?;
+            .map_err(WalError::io(path))?;
         let mut pos = 0usize;
         for i in at..=end {
             let loc = index.locs[(i - index.base) as usize];
             let n = RECORD_HEADER_LEN + loc.len as usize;
-            let payload = segment::decode_record(&buf[pos..pos + n], i, path, loc.offset)?;
-            out.push((i, payload.to_vec()));
+            f(
+                i,
+                segment::decode_record(&buf[pos..pos + n], i, path, loc.offset)?,
+            )?;
             pos += n;
         }
         at = end + 1;
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Appends, truncates and purges; owned by one thread.
@@ -217,23 +258,12 @@ pub struct WalWriter {
 /// Deletes `paths` in `dir`, durably.
 fn remove_files(dir: &Path, paths: &[PathBuf]) -> Result<(), WalError> {
     for path in paths {
-        std::fs::remove_file(path).map_err(|source| WalError::Io {
-            path: path.clone(),
-            source,
-        })?;
+        std::fs::remove_file(path).map_err(WalError::io(path))?;
     }
     if !paths.is_empty() {
         segment::sync_dir(dir)?;
     }
     Ok(())
-}
-
-/// The first index named by a segment's path.
-fn previous_first(path: &Path) -> u64 {
-    path.file_name()
-        .and_then(|n| n.to_str())
-        .and_then(segment::parse_name)
-        .unwrap_or(u64::MAX)
 }
 
 /// Opens the log in `dir` (created if missing). Entries up to
@@ -244,10 +274,7 @@ pub fn open(
     last_purged: Option<u64>,
     options: WalOptions,
 ) -> Result<(WalWriter, WalReader), WalError> {
-    let io = |source| WalError::Io {
-        path: dir.to_path_buf(),
-        source,
-    };
+    let io = WalError::io(dir);
     if !dir.is_dir() {
         std::fs::create_dir_all(dir).map_err(io)?;
         // The directory's own entry must be durable before any entry in it
@@ -313,15 +340,12 @@ pub fn open(
                     ),
                 });
             }
-        } else if let Some((previous, ..)) = active.take() {
+        } else if let Some((previous, previous_first, ..)) = active.take() {
             // An earlier segment that holds no entry of the log.
-            index.segments.remove(&previous_first(&previous));
+            index.segments.remove(&previous_first);
             remove.push(previous);
         }
-        let file = Arc::new(File::open(path).map_err(|source| WalError::Io {
-            path: path.clone(),
-            source,
-        })?);
+        let file = Arc::new(File::open(path).map_err(WalError::io(path))?);
         index.segments.insert(first, (path.clone(), file));
         let mut held = 0;
         for r in scan.records.iter().filter(|r| r.index >= floor) {
@@ -517,16 +541,14 @@ impl WalWriter {
         removed.reverse();
         remove_files(&self.dir, &removed)?;
         let active = match self.active.take() {
-            Some(a) if a.first == cut.segment => {
-                let old_end = a.end;
-                let mut a = a;
-                a.zero_backwards(cut.offset, old_end)?;
+            Some(mut a) if a.first == cut.segment => {
+                a.zero(cut.offset, a.end)?;
                 a.end = cut.offset;
                 a
             }
             _ => {
                 let a = Active::reopen(path, cut.segment, cut.offset)?;
-                a.zero_backwards(cut.offset, a.allocated)?;
+                a.zero(cut.offset, a.allocated)?;
                 a
             }
         };

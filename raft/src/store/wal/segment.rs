@@ -120,10 +120,7 @@ pub(super) struct Scan {
 /// starts at `first`. A bad segment header is an error (the file is not a
 /// segment of this log); a bad record ends the scan.
 pub(super) fn scan(path: &Path, first: u64) -> Result<Scan, WalError> {
-    let io = |source| WalError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
+    let io = WalError::io(path);
     let file = File::open(path).map_err(io)?;
     let size = file.metadata().map_err(io)?.len();
     let mut reader = BufReader::with_capacity(1 << 20, file);
@@ -205,10 +202,7 @@ impl Active {
     /// header and the first chunk of zeros, durably (file and directory).
     pub fn create(dir: &Path, first: u64, chunk: u64) -> Result<Self, WalError> {
         let path = dir.join(file_name(first));
-        let io = |source| WalError::Io {
-            path: path.clone(),
-            source,
-        };
+        let io = WalError::io(&path);
         let file = OpenOptions::new()
             .create(true)
             .truncate(true)
@@ -235,10 +229,7 @@ impl Active {
 
     /// Reopens a recovered segment to append at `end`.
     pub fn reopen(path: PathBuf, first: u64, end: u64) -> Result<Self, WalError> {
-        let io = |source| WalError::Io {
-            path: path.clone(),
-            source,
-        };
+        let io = WalError::io(&path);
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -267,25 +258,6 @@ impl Active {
         Ok(())
     }
 
-    /// Writes zeros over `[from, to)`, last bytes first: a truncation
-    /// interrupted part-way leaves a prefix of the old records followed by
-    /// zeros, never zeros followed by old records.
-    pub fn zero_backwards(&self, from: u64, to: u64) -> Result<(), WalError> {
-        const ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
-        let mut at = to;
-        while at > from {
-            let n = (at - from).min(ZEROS.len() as u64);
-            at -= n;
-            self.file
-                .write_all_at(&ZEROS[..n as usize], at)
-                .map_err(|source| WalError::Io {
-                    path: self.path.clone(),
-                    source,
-                })?;
-        }
-        Ok(())
-    }
-
     /// Whether any byte of `[from, to)` is not zero.
     pub fn dirty_between(&self, from: u64, to: u64) -> Result<bool, WalError> {
         let mut buf = vec![0u8; 1 << 20];
@@ -294,10 +266,7 @@ impl Active {
             let n = (to - at).min(buf.len() as u64) as usize;
             self.file
                 .read_exact_at(&mut buf[..n], at)
-                .map_err(|source| WalError::Io {
-                    path: self.path.clone(),
-                    source,
-                })?;
+                .map_err(WalError::io(&self.path))?;
             if buf[..n].iter().any(|b| *b != 0) {
                 return Ok(true);
             }
@@ -306,19 +275,18 @@ impl Active {
         Ok(false)
     }
 
-    /// Writes zeros over `[from, to)`.
+    /// Writes zeros over `[from, to)`, last bytes first: a truncation
+    /// interrupted part-way leaves a prefix of the old records followed by
+    /// zeros, never zeros followed by old records.
     pub fn zero(&self, from: u64, to: u64) -> Result<(), WalError> {
         const ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
-        let mut at = from;
-        while at < to {
-            let n = (to - at).min(ZEROS.len() as u64) as usize;
+        let mut at = to;
+        while at > from {
+            let n = (at - from).min(ZEROS.len() as u64);
+            at -= n;
             self.file
-                .write_all_at(&ZEROS[..n], at)
-                .map_err(|source| WalError::Io {
-                    path: self.path.clone(),
-                    source,
-                })?;
-            at += n as u64;
+                .write_all_at(&ZEROS[..n as usize], at)
+                .map_err(WalError::io(&self.path))?;
         }
         Ok(())
     }
@@ -327,19 +295,13 @@ impl Active {
     pub fn write(&mut self, bytes: &[u8]) -> Result<(), WalError> {
         self.file
             .write_all_at(bytes, self.end)
-            .map_err(|source| WalError::Io {
-                path: self.path.clone(),
-                source,
-            })?;
+            .map_err(WalError::io(&self.path))?;
         self.end += bytes.len() as u64;
         Ok(())
     }
 
     pub fn sync(&self) -> Result<(), WalError> {
-        self.file.sync_data().map_err(|source| WalError::Io {
-            path: self.path.clone(),
-            source,
-        })
+        self.file.sync_data().map_err(WalError::io(&self.path))
     }
 }
 
@@ -347,8 +309,5 @@ impl Active {
 pub(super) fn sync_dir(dir: &Path) -> Result<(), WalError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
-        .map_err(|source| WalError::Io {
-            path: dir.to_path_buf(),
-            source,
-        })
+        .map_err(WalError::io(dir))
 }

@@ -19,11 +19,54 @@ fn payload(tag: &str, index: u64) -> Vec<u8> {
 }
 
 fn append(writer: &mut WalWriter, tag: &str, indexes: std::ops::RangeInclusive<u64>) {
-    let items: Vec<(u64, Vec<u8>)> = indexes.map(|i| (i, payload(tag, i))).collect();
+    append_as(writer, indexes, |i| payload(tag, i));
+}
+
+/// A closed log in a new directory holding the "a" entries `indexes`.
+fn written_log(
+    purged: Option<u64>,
+    options: WalOptions,
+    indexes: std::ops::RangeInclusive<u64>,
+) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut w, _r) = open(dir.path(), purged, options).unwrap();
+    append(&mut w, "a", indexes);
+    dir
+}
+
+/// Appends and syncs the entries `make` gives for `indexes`.
+fn append_as(
+    writer: &mut WalWriter,
+    indexes: std::ops::RangeInclusive<u64>,
+    make: impl Fn(u64) -> Vec<u8>,
+) {
+    let items: Vec<(u64, Vec<u8>)> = indexes.map(|i| (i, make(i))).collect();
     writer
         .append(items.iter().map(|(i, b)| (*i, b.as_slice())))
         .expect("append");
     writer.sync().expect("sync");
+}
+
+/// Writes `bytes` at `offset` of the file at `path`, as damage or a crash
+/// would leave it.
+fn overwrite(path: &Path, offset: u64, bytes: &[u8]) {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .write_all_at(bytes, offset)
+        .unwrap();
+}
+
+/// Cuts the segment at `path` back to its header, as if none of its records
+/// reached the disk.
+fn cut_to_header(path: &Path) {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_len(HEADER_LEN)
+        .unwrap();
 }
 
 /// `(index, payload as text)` of every entry.
@@ -101,15 +144,15 @@ fn a_torn_tail_is_dropped_and_overwritten() {
     append(&mut w, "a", 1..=10);
     drop((w, r));
     // Corrupt the last record's payload, as a write torn by a crash would.
-    let path = dir.path().join(file_name(1));
-    let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
     let offset: u64 = HEADER_LEN
         + (1..=9)
             .map(|i| (RECORD_HEADER_LEN + payload("a", i).len()) as u64)
             .sum::<u64>();
-    file.write_all_at(b"garbage", offset + RECORD_HEADER_LEN as u64)
-        .unwrap();
-    drop(file);
+    overwrite(
+        &dir.path().join(file_name(1)),
+        offset + RECORD_HEADER_LEN as u64,
+        b"garbage",
+    );
 
     let (mut w, r) = open(dir.path(), None, WalOptions::default()).unwrap();
     assert_eq!(all(&r), expected("a", 1..=9));
@@ -197,10 +240,7 @@ fn purge_past_the_end_continues_after_it() {
 
 #[test]
 fn a_segment_whose_removal_was_lost_is_removed_at_open() {
-    let dir = tempfile::tempdir().unwrap();
-    let (mut w, r) = open(dir.path(), None, SMALL).unwrap();
-    append(&mut w, "a", 1..=40);
-    drop((w, r));
+    let dir = written_log(None, SMALL, 1..=40);
     // The purge record says 30 but no segment was deleted (crash).
     let (_w, r) = open(dir.path(), Some(30), SMALL).unwrap();
     assert_eq!(all(&r), expected("a", 31..=40));
@@ -236,10 +276,7 @@ fn a_file_that_is_not_a_segment_is_an_error_not_an_empty_log() {
     let (mut w, r) = open(dir.path(), None, WalOptions::default()).unwrap();
     append(&mut w, "a", 1..=3);
     drop((w, r));
-    let path = dir.path().join(file_name(1));
-    let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
-    file.write_all_at(b"notawal!", 0).unwrap();
-    drop(file);
+    overwrite(&dir.path().join(file_name(1)), 0, b"notawal!");
     let err = open(dir.path(), None, WalOptions::default())
         .err()
         .expect("corrupt header");
@@ -248,10 +285,7 @@ fn a_file_that_is_not_a_segment_is_an_error_not_an_empty_log() {
 
 #[test]
 fn a_gap_between_segments_is_an_error() {
-    let dir = tempfile::tempdir().unwrap();
-    let (mut w, r) = open(dir.path(), None, SMALL).unwrap();
-    append(&mut w, "a", 1..=40);
-    drop((w, r));
+    let dir = written_log(None, SMALL, 1..=40);
     let names = segments(dir.path());
     std::fs::remove_file(dir.path().join(&names[1])).unwrap();
     let err = open(dir.path(), None, SMALL).err().expect("a hole");
@@ -263,32 +297,24 @@ fn bit_rot_in_a_durable_entry_fails_the_read() {
     let dir = tempfile::tempdir().unwrap();
     let (mut w, r) = open(dir.path(), None, WalOptions::default()).unwrap();
     append(&mut w, "a", 1..=3);
-    let path = dir.path().join(file_name(1));
-    let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
-    file.write_all_at(b"Z", HEADER_LEN + RECORD_HEADER_LEN as u64)
-        .unwrap();
-    drop(file);
+    overwrite(
+        &dir.path().join(file_name(1)),
+        HEADER_LEN + RECORD_HEADER_LEN as u64,
+        b"Z",
+    );
     let err = r.read(1..=1).unwrap_err();
     assert!(matches!(err, WalError::Corrupt { .. }), "{err}");
 }
 
 #[test]
 fn a_crash_right_after_a_roll_leaves_an_empty_segment_that_continues_the_log() {
-    let dir = tempfile::tempdir().unwrap();
-    let (mut w, r) = open(dir.path(), None, SMALL).unwrap();
-    append(&mut w, "a", 1..=40);
-    drop((w, r));
+    let dir = written_log(None, SMALL, 1..=40);
     // The newest segment's records never reached the disk: only its header
     // (written and flushed when the segment was created) is there.
     let names = segments(dir.path());
     let last = names.last().unwrap();
     let first: u64 = last.trim_end_matches(".seg").parse().unwrap();
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .open(dir.path().join(last))
-        .unwrap();
-    file.set_len(HEADER_LEN).unwrap();
-    drop(file);
+    cut_to_header(&dir.path().join(last));
 
     let (mut w, r) = open(dir.path(), None, SMALL).unwrap();
     assert_eq!(all(&r), expected("a", 1..=first - 1));
@@ -308,11 +334,7 @@ fn fixed(tag: &str, i: u64) -> Vec<u8> {
 }
 
 fn append_fixed(writer: &mut WalWriter, tag: &str, indexes: std::ops::RangeInclusive<u64>) {
-    let items: Vec<(u64, Vec<u8>)> = indexes.map(|i| (i, fixed(tag, i))).collect();
-    writer
-        .append(items.iter().map(|(i, b)| (*i, b.as_slice())))
-        .unwrap();
-    writer.sync().unwrap();
+    append_as(writer, indexes, |i| fixed(tag, i));
 }
 
 #[test]
@@ -324,13 +346,11 @@ fn records_left_behind_an_interrupted_truncation_never_rejoin_the_log() {
     // A truncation at 5 killed after zeroing only record 5: records 6..=10
     // of the old term are still on disk behind it.
     let record = (RECORD_HEADER_LEN + fixed("old", 1).len()) as u64;
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .open(dir.path().join(file_name(1)))
-        .unwrap();
-    file.write_all_at(&vec![0u8; record as usize], HEADER_LEN + 4 * record)
-        .unwrap();
-    drop(file);
+    overwrite(
+        &dir.path().join(file_name(1)),
+        HEADER_LEN + 4 * record,
+        &vec![0u8; record as usize],
+    );
 
     let (mut w, r) = open(dir.path(), None, WalOptions::default()).unwrap();
     assert_eq!(r.last_index(), Some(4));
@@ -347,20 +367,12 @@ fn records_left_behind_an_interrupted_truncation_never_rejoin_the_log() {
 
 #[test]
 fn an_empty_segment_named_past_the_log_is_not_appended_to() {
-    let dir = tempfile::tempdir().unwrap();
-    let (mut w, r) = open(dir.path(), Some(10), SMALL).unwrap();
-    append(&mut w, "a", 11..=30);
-    drop((w, r));
+    let dir = written_log(Some(10), SMALL, 11..=30);
     // Every segment but the newest is gone (a clear cut short, or damage)
     // and the newest holds only its header.
     let names = segments(dir.path());
     let newest = names.last().unwrap().clone();
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(dir.path().join(&newest))
-        .unwrap()
-        .set_len(HEADER_LEN)
-        .unwrap();
+    cut_to_header(&dir.path().join(&newest));
     for name in &names[..names.len() - 1] {
         std::fs::remove_file(dir.path().join(name)).unwrap();
     }
@@ -379,10 +391,7 @@ fn an_empty_segment_named_past_the_log_is_not_appended_to() {
 
 #[test]
 fn a_last_segment_whose_header_never_reached_the_disk_is_removed() {
-    let dir = tempfile::tempdir().unwrap();
-    let (mut w, r) = open(dir.path(), None, SMALL).unwrap();
-    append(&mut w, "a", 1..=20);
-    drop((w, r));
+    let dir = written_log(None, SMALL, 1..=20);
     let names = segments(dir.path());
     let newest = names.last().unwrap().clone();
     let first: u64 = newest.trim_end_matches(".seg").parse().unwrap();
@@ -394,20 +403,16 @@ fn a_last_segment_whose_header_never_reached_the_disk_is_removed() {
 
 #[test]
 fn a_torn_segment_with_later_segments_is_damage_not_a_tail() {
-    let dir = tempfile::tempdir().unwrap();
-    let (mut w, r) = open(dir.path(), None, SMALL).unwrap();
-    append(&mut w, "a", 1..=40);
-    drop((w, r));
+    let dir = written_log(None, SMALL, 1..=40);
     let names = segments(dir.path());
     assert!(names.len() > 2);
     // Flip bytes in the first segment's second record.
     let offset = HEADER_LEN + (RECORD_HEADER_LEN + payload("a", 1).len()) as u64;
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(dir.path().join(&names[0]))
-        .unwrap()
-        .write_all_at(b"XX", offset + RECORD_HEADER_LEN as u64)
-        .unwrap();
+    overwrite(
+        &dir.path().join(&names[0]),
+        offset + RECORD_HEADER_LEN as u64,
+        b"XX",
+    );
     let err = open(dir.path(), None, SMALL).err().expect("damage");
     assert!(matches!(err, WalError::Corrupt { .. }), "{err}");
     assert_eq!(
