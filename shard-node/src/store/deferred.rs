@@ -11,8 +11,9 @@
 //! [`MAX_ENTRIES`] entries (or [`MAX_BYTES`] of payload), in one
 //! transaction. (Built when the log shared the redb file, where each
 //! durable log append also flushed the pages of the applies before it:
-//! about 19 page writes per put instead of 10 at concurrency 1.) The answers do not wait for
-//! that write; they are computed by the same logic over the same state.
+//! about 19 page writes per put instead of 10 at concurrency 1.) The
+//! answers do not wait for that write; they are computed by the same logic
+//! over the same state.
 //!
 //! What keeps every read exact: reads of user data lay the staged changes
 //! over redb ([`AppliedState::kv_view`]); every other read of redb's
