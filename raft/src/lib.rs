@@ -15,6 +15,8 @@
 //!   parameters); plus the helpers state machines use: record codec, applied-state metadata, the
 //!   persisted current snapshot, and [`store::StoreError`].
 //! - [`network`]: client side of the Raft transport over pooled gRPC channels.
+//! - [`commit_linger`]: lets the next replication request carry a new commit
+//!   instead of a commit-only request of its own.
 //! - [`peer_health`]: whether replication to each peer works; logs its changes.
 //! - [`transport`]: server side of the Raft transport.
 //! - [`raft_view`]: a plain view of Raft state for status, metrics, probes.
@@ -40,6 +42,7 @@ pub use openraft_rt_tokio::TokioRuntime;
 pub mod admin;
 pub mod args;
 pub mod bootstrap;
+pub mod commit_linger;
 pub mod error;
 pub mod handover;
 pub mod join;

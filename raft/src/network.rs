@@ -16,7 +16,8 @@
 //! when a request waits longer than openraft's soft TTL for its answer. A
 //! peer without `StreamAppend` (an older version, during a rolling upgrade)
 //! answers `Unimplemented`; its client then replicates one request at a time
-//! over `AppendEntries`.
+//! over `AppendEntries`. A commit-only request on a stream waits briefly for
+//! the next request to carry its commit instead ([`CommitLinger`]).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -44,6 +45,7 @@ use shardline_proto::pb::raft_transport_client::RaftTransportClient;
 use shardline_proto::pb::RaftMessage;
 use tonic::transport::{Channel, Endpoint};
 
+use crate::commit_linger::{CommitLinger, COMMIT_LINGER};
 use crate::metrics::ReplicationMetrics;
 use crate::peer_health::PeerHealth;
 use crate::{NodeId, RaftTypes, Snapshot, SnapshotData, SnapshotMeta, Vote};
@@ -337,7 +339,7 @@ impl<C: RaftTypes> PeerClient<C> {
         let group_id = self.group_id;
         let in_flight = Arc::new(AtomicUsize::new(0));
         let sent = in_flight.clone();
-        let requests = input
+        let requests = CommitLinger::new(input, COMMIT_LINGER)
             .map(|request| postcard::to_allocvec(&request))
             .take_while(|encoded| {
                 if let Err(error) = encoded {
