@@ -6,6 +6,9 @@ use clap::Parser;
 use shardline_controller::config::ControllerArgs;
 use tokio::net::TcpListener;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     shardline_raft::process::init_tracing();

@@ -6,6 +6,11 @@ use clap::Parser;
 use shard_node::config::NodeArgs;
 use tokio::net::TcpListener;
 
+/// mimalloc instead of glibc's malloc: 10% less CPU per put over three
+/// members, +7-22% puts at concurrency 1 and +7-13% at 256 (this machine).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     shardline_raft::process::init_tracing();

@@ -279,7 +279,7 @@ impl Active {
     /// interrupted part-way leaves a prefix of the old records followed by
     /// zeros, never zeros followed by old records.
     pub fn zero(&self, from: u64, to: u64) -> Result<(), WalError> {
-        const ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
+        static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
         let mut at = to;
         while at > from {
             let n = (at - from).min(ZEROS.len() as u64);
