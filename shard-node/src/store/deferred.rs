@@ -111,6 +111,19 @@ impl AppliedState {
         self.pending.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Whether applying `entries` may write the staged changes to redb (and
+    /// so wait for its write lock and page writes): it would take them past
+    /// the bounds. Applies that only stage are computed in memory over
+    /// redb's cached pages and are cheap enough to run on an async worker.
+    pub(crate) fn apply_may_write(&self, entries: &[Entry]) -> bool {
+        let pending = self.lock();
+        let bytes: usize = entries.iter().map(payload_bytes).sum();
+        write_due(
+            pending.changes.entries + entries.len(),
+            pending.changes.bytes + bytes,
+        )
+    }
+
     /// Applies `entries` over the staged changes and returns their results
     /// (one list per entry); writes the changes once they exceed the bounds.
     pub(crate) fn apply(&self, entries: Vec<Entry>) -> Result<Vec<Vec<Applied>>, StoreError> {
@@ -133,7 +146,7 @@ impl AppliedState {
         pending.changes.entries += count;
         pending.changes.bytes += bytes;
         self.staged.store(true, Ordering::Release);
-        let due = pending.changes.entries > MAX_ENTRIES || pending.changes.bytes > MAX_BYTES;
+        let due = write_due(pending.changes.entries, pending.changes.bytes);
         if due
             && (!self.checkpoint.is_busy() || pending.changes.bytes > MAX_BYTES_DURING_CHECKPOINT)
         {
@@ -220,6 +233,11 @@ impl AppliedState {
 }
 
 /// Approximate payload of an entry (keys and values), for [`MAX_BYTES`].
+/// Whether `entries` staged entries holding `bytes` of payload are written.
+fn write_due(entries: usize, bytes: usize) -> bool {
+    entries > MAX_ENTRIES || bytes > MAX_BYTES
+}
+
 fn payload_bytes(entry: &Entry) -> usize {
     match &entry.payload {
         EntryPayload::Normal(proposal) => proposal.commands.iter().map(|c| c.weight()).sum(),

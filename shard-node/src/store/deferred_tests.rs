@@ -10,7 +10,7 @@ use redb::ReadableDatabase;
 use shardline_proto::keyspace::PartitionMode;
 use tempfile::TempDir;
 
-use super::deferred::MAX_ENTRIES;
+use super::deferred::{MAX_BYTES, MAX_ENTRIES};
 use super::{open, tables, OpenedStore};
 use crate::types::{
     BatchOp, Command, CommandResult, Entry, LogId, Op, Proposal, Session, SessionClock, TypeConfig,
@@ -416,4 +416,25 @@ async fn applies_keep_staging_while_a_checkpoint_holds_the_write_lock() {
         Some(log_id(n + 1)),
         "written once the lock is free"
     );
+}
+
+/// `apply_may_write` (which decides whether an apply leaves the async
+/// worker) predicts exactly the applies that write to redb.
+#[tokio::test]
+async fn an_apply_may_write_exactly_when_it_takes_the_staged_changes_past_the_bounds() {
+    let (_dir, mut s) = fresh();
+    assert!(!s.sm.deferred().apply_may_write(&[put(1, "a", "1")]));
+    let bound = MAX_ENTRIES as u64;
+    let staged: Vec<Entry> = (1..=bound).map(|i| put(i, "k", "v")).collect();
+    assert!(!s.sm.deferred().apply_may_write(&staged));
+    apply_unanswered(&mut s, staged).await;
+    let before = written_applied(&s);
+    assert_ne!(before, Some(log_id(bound)), "staged only");
+    assert!(s.sm.deferred().apply_may_write(&[put(bound + 1, "k", "v")]));
+    apply_unanswered(&mut s, vec![put(bound + 1, "k", "v")]).await;
+    assert_eq!(written_applied(&s), Some(log_id(bound + 1)));
+    // One apply with more payload than the byte bound writes at once.
+    let big = "x".repeat(MAX_BYTES + 1);
+    assert!(s.sm.deferred().apply_may_write(&[put(bound + 2, "b", &big)]));
+    assert!(!s.sm.deferred().apply_may_write(&[put(bound + 2, "b", "small")]));
 }

@@ -52,6 +52,15 @@ impl StateMachineStore {
         if entries.is_empty() {
             return Ok(Vec::new());
         }
+        // An apply that only stages runs in place: handing the worker to
+        // another thread (`blocking::run`) costs more than the apply itself.
+        // In place, CPU per put over three members fell 5-10% at
+        // concurrency 1, and puts at 16 rose 0-10% (alternated runs). One
+        // that writes to redb may wait for its write lock or the disk, so
+        // it leaves the worker.
+        if !self.state.apply_may_write(&entries) {
+            return self.state.apply(entries);
+        }
         let state = self.state.clone();
         blocking::run(move || state.apply(entries)).await
     }
