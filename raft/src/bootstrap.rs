@@ -1,60 +1,297 @@
 //! Starting a member's Raft group: initialize a new group from `--peers`,
 //! join a running one with `--join`, or recover from the data directory.
+//!
+//! A member without state is not trusted to be new. It may have lost its
+//! state (a wiped directory, a re-created volume) while the group still
+//! counts it as a voter; answering votes from an empty log could then elect
+//! a leader that lacks entries it had acknowledged, and lose committed
+//! writes. So it does not vote ([`VoteGate`]) until it knows better:
+//! - with `--peers`, it asks the other initial members' `Admin.Status`. If
+//!   the group has committed entries, it joins that group: it has itself
+//!   removed if the group lists it, then is added back as a learner that
+//!   becomes a voter once caught up. If a majority answers and none has
+//!   committed anything, the group is new and it initializes it. Otherwise
+//!   it asks again, with a backoff, for up to [`DECIDE_ATTEMPTS`] rounds
+//!   (a new group needs a majority of its members to start anyway).
+//! - with `--join`, it asks the member it joins through whether the group
+//!   lists it; if so it has itself removed before it is added.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use openraft::errors::{InitializeError, RaftError};
 use openraft::BasicNode;
-use tracing::{info, warn};
+use shardline_proto::pb::admin_client::AdminClient;
+use shardline_proto::pb::{StatusRequest, StatusResponse};
+use tracing::{error, info, warn};
 
 use crate::args::RaftArgs;
 use crate::error::ApiError;
+use crate::join::{join_group, leave_group, Retry};
 use crate::network::ChannelPool;
+use crate::transport::VoteGate;
 use crate::{Raft, RaftTypes};
+
+/// Deadline of one `Admin.Status` call to a peer.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+/// Rounds of asking the peers before a member without state gives up
+/// deciding whether its group exists (backoff 100 ms doubling to 2 s:
+/// about five minutes).
+pub const DECIDE_ATTEMPTS: u32 = 160;
 
 /// Initializes a new group from `--peers`, or joins one with `--join`. A
 /// member that already has state does neither. `address` is this member's
-/// advertised address.
+/// advertised address. Returns the gate the member's Raft service answers
+/// votes through; a member without state decides in the background (it
+/// must serve Raft and admin calls meanwhile) and opens the gate when it
+/// is safe to vote.
 pub async fn initialize_or_join<C: RaftTypes>(
     args: &RaftArgs,
     raft: &Raft<C>,
     pool: &ChannelPool,
     address: &str,
-) -> Result<(), ApiError> {
+) -> Result<VoteGate, ApiError> {
     let initialized = raft
         .is_initialized()
         .await
         .map_err(|e| ApiError::Raft(e.to_string()))?;
     if initialized {
         info!("recovered existing state from the data directory");
-        return Ok(());
+        return Ok(VoteGate::open());
     }
     let members = args.initial_members()?;
+    let gate = VoteGate::closed();
+    let start = Start {
+        raft: raft.clone(),
+        pool: pool.clone(),
+        node_id: args.node_id,
+        address: address.to_string(),
+        gate: gate.clone(),
+    };
     if !members.is_empty() {
+        tokio::spawn(async move {
+            if let Err(e) = start.from_peers(members).await {
+                error!(error = %e, "could not start the group or rejoin it");
+            }
+        });
+    } else if let Some(via) = args.join.clone() {
+        // Joining needs this member's servers up (the leader replicates to
+        // it), so it runs in the background.
+        tokio::spawn(async move {
+            if let Err(e) = start.join(&via).await {
+                error!(error = %e, "could not join the group");
+            }
+        });
+    } else {
+        warn!("no --peers and no --join: waiting to be added by an existing member");
+        // Not a member of any group yet: only a group that adds it can
+        // send it votes, and that group counts it from its log on.
+        gate.allow();
+    }
+    Ok(gate)
+}
+
+/// What a member without state needs to start.
+struct Start<C: RaftTypes> {
+    raft: Raft<C>,
+    pool: ChannelPool,
+    node_id: u64,
+    address: String,
+    gate: VoteGate,
+}
+
+/// What the other initial members say about the group.
+#[derive(Debug, PartialEq)]
+enum Found {
+    /// It has committed entries; `via` reaches it (its leader if known),
+    /// `listed` if its membership names this member.
+    Existing { via: String, listed: bool },
+    /// A majority answered and none has committed anything.
+    New,
+    /// Too few answered to tell.
+    Unknown { answered: usize },
+}
+
+impl<C: RaftTypes> Start<C> {
+    async fn from_peers(self, members: BTreeMap<u64, String>) -> Result<(), ApiError> {
+        let mut delay = Duration::from_millis(100);
+        for attempt in 1..=DECIDE_ATTEMPTS {
+            match self.probe(&members).await {
+                Found::New => return self.initialize(members).await,
+                Found::Existing { via, listed } => {
+                    warn!(%via, listed, "no state in the data directory but the group has committed entries: joining it as a new member");
+                    return self.rejoin(&via, listed).await;
+                }
+                Found::Unknown { answered } => {
+                    if attempt == 1 || attempt % 10 == 0 {
+                        info!(answered, of = members.len(), "waiting for a majority of --peers to tell whether the group exists");
+                    }
+                }
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(2));
+        }
+        Err(ApiError::Join {
+            addr: members.values().cloned().collect::<Vec<_>>().join(","),
+            reason: format!(
+                "no majority of --peers answered in {DECIDE_ATTEMPTS} rounds; not starting a group from an empty data directory"
+            ),
+        })
+    }
+
+    async fn join(self, via: &str) -> Result<(), ApiError> {
+        let mut delay = Duration::from_millis(100);
+        for _ in 1..=DECIDE_ATTEMPTS {
+            if let Some(status) = self.status(via).await {
+                let listed = status.members.iter().any(|m| m.id == self.node_id);
+                return self.rejoin(via, listed).await;
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(2));
+        }
+        Err(ApiError::Join {
+            addr: via.to_string(),
+            reason: format!("no answer in {DECIDE_ATTEMPTS} rounds"),
+        })
+    }
+
+    /// Joins the group at `via`, removed first if it lists this member.
+    async fn rejoin(self, via: &str, listed: bool) -> Result<(), ApiError> {
+        if listed {
+            leave_group(&self.pool, via, self.node_id, Retry::default()).await?;
+        }
+        // Removed (or never listed): the group no longer counts this
+        // member's votes until it adds it back from its log.
+        self.gate.allow();
+        join_group(&self.pool, via, self.node_id, &self.address).await
+    }
+
+    async fn initialize(self, members: BTreeMap<u64, String>) -> Result<(), ApiError> {
         let nodes: BTreeMap<u64, BasicNode> = members
             .into_iter()
             .map(|(id, addr)| (id, BasicNode { addr }))
             .collect();
         // Every initial member initializes with the same membership; openraft
         // treats the identical initial entry as the same log.
-        match raft.initialize(nodes).await {
+        match self.raft.initialize(nodes).await {
             Ok(()) => info!("initialized new group"),
             Err(RaftError::APIError(InitializeError::NotAllowed(e))) => {
                 info!(reason = %e, "already initialized")
             }
             Err(e) => return Err(ApiError::Raft(e.to_string())),
         }
-    } else if let Some(via) = &args.join {
-        let (pool, via, id, addr) = (pool.clone(), via.clone(), args.node_id, address.to_string());
-        // Joining needs this member's servers up (the leader replicates to
-        // it), so it runs in the background.
-        tokio::spawn(async move {
-            if let Err(e) = crate::join::join_group(&pool, &via, id, &addr).await {
-                tracing::error!(error = %e, "could not join the group");
-            }
-        });
-    } else {
-        warn!("no --peers and no --join: waiting to be added by an existing member");
+        self.gate.allow();
+        Ok(())
     }
-    Ok(())
+
+    /// Asks every other initial member for its status (see [`classify`]).
+    async fn probe(&self, members: &BTreeMap<u64, String>) -> Found {
+        let mut answers = Vec::new();
+        for (id, addr) in members {
+            if *id != self.node_id {
+                if let Some(status) = self.status(addr).await {
+                    answers.push((addr.clone(), status));
+                }
+            }
+        }
+        classify(self.node_id, members.len(), &answers)
+    }
+
+    /// `Admin.Status` of the member at `addr`, or `None` if it does not
+    /// answer within [`PROBE_TIMEOUT`].
+    async fn status(&self, addr: &str) -> Option<StatusResponse> {
+        let channel = self.pool.get(addr).ok()?;
+        let mut request = tonic::Request::new(StatusRequest {});
+        request.set_timeout(PROBE_TIMEOUT);
+        let mut client = AdminClient::new(channel);
+        match tokio::time::timeout(PROBE_TIMEOUT, client.status(request)).await {
+            Ok(Ok(response)) => Some(response.into_inner()),
+            _ => None,
+        }
+    }
+}
+
+/// Decides from the `(address, status)` answers of the other members of a
+/// `size`-member group whether it exists.
+fn classify(node_id: u64, size: usize, answers: &[(String, StatusResponse)]) -> Found {
+    if let Some((addr, status)) = answers.iter().find(|(_, s)| s.commit_index > 0) {
+        let via = if status.leader_addr.is_empty() {
+            addr.clone()
+        } else {
+            status.leader_addr.clone()
+        };
+        let listed = status.members.iter().any(|m| m.id == node_id);
+        return Found::Existing { via, listed };
+    }
+    // This member counts itself.
+    let answered = answers.len() + 1;
+    if answered * 2 > size {
+        Found::New
+    } else {
+        Found::Unknown { answered }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shardline_proto::pb::Member;
+
+    fn status(commit_index: u64, leader_addr: &str, members: &[u64]) -> StatusResponse {
+        StatusResponse {
+            commit_index,
+            leader_addr: leader_addr.into(),
+            members: members
+                .iter()
+                .map(|id| Member {
+                    id: *id,
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    fn answer(addr: &str, s: StatusResponse) -> (String, StatusResponse) {
+        (addr.to_string(), s)
+    }
+
+    #[test]
+    fn a_majority_with_nothing_committed_is_a_new_group() {
+        let answers = [answer("b", status(0, "", &[]))];
+        assert_eq!(classify(1, 3, &answers), Found::New);
+        // A single-member group needs no answer.
+        assert_eq!(classify(1, 1, &[]), Found::New);
+    }
+
+    #[test]
+    fn too_few_answers_cannot_tell() {
+        assert_eq!(classify(1, 3, &[]), Found::Unknown { answered: 1 });
+        let answers = [answer("b", status(0, "", &[]))];
+        assert_eq!(classify(1, 5, &answers), Found::Unknown { answered: 2 });
+    }
+
+    #[test]
+    fn a_group_that_committed_is_joined_through_its_leader() {
+        // One answer that committed is enough, even from a minority.
+        let answers = [answer("b", status(7, "c", &[1, 2, 3]))];
+        assert_eq!(
+            classify(1, 5, &answers),
+            Found::Existing {
+                via: "c".into(),
+                listed: true
+            }
+        );
+        let answers = [
+            answer("b", status(0, "", &[])),
+            answer("c", status(3, "", &[2, 3])),
+        ];
+        assert_eq!(
+            classify(1, 3, &answers),
+            Found::Existing {
+                via: "c".into(),
+                listed: false
+            }
+        );
+    }
 }

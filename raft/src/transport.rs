@@ -15,6 +15,7 @@
 //! before it are still sent, then the stream ends with its error status.
 
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use futures::Stream;
@@ -35,13 +36,48 @@ pub struct RaftService<C: RaftTypes> {
     /// Messages tagged with another group id are rejected.
     pub group_id: u64,
     pub raft: Raft<C>,
+    /// Vote requests are refused while it is closed.
+    pub votes: VoteGate,
+}
+
+/// Whether this member may answer vote requests. A member that starts
+/// without state may be one that lost it (a wiped or re-created volume);
+/// granting votes from an empty log could then elect a leader that lacks
+/// entries this member had acknowledged. It stays closed until the member
+/// knows it is in a new group or has been removed from the old one (see
+/// `bootstrap`). Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct VoteGate(Arc<AtomicBool>);
+
+impl VoteGate {
+    /// A gate that is open from the start (a member with state).
+    pub fn open() -> Self {
+        VoteGate(Arc::new(AtomicBool::new(true)))
+    }
+
+    /// A gate that stays closed until [`VoteGate::allow`].
+    pub fn closed() -> Self {
+        VoteGate(Arc::new(AtomicBool::new(false)))
+    }
+
+    pub fn allow(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
 }
 
 impl<C: RaftTypes> RaftService<C> {
     /// The service, wrapped in its tonic server with Shardline's message
     /// size limits.
-    pub fn server(group_id: u64, raft: Raft<C>) -> RaftTransportServer<Self> {
-        RaftTransportServer::new(RaftService { group_id, raft })
+    pub fn server(group_id: u64, raft: Raft<C>, votes: VoteGate) -> RaftTransportServer<Self> {
+        RaftTransportServer::new(RaftService {
+            group_id,
+            raft,
+            votes,
+        })
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES)
     }
@@ -134,6 +170,11 @@ impl<C: RaftTypes> RaftTransport for RaftService<C> {
     }
 
     async fn vote(&self, request: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
+        if !self.votes.is_open() {
+            return Err(Status::unavailable(
+                "this member started without state and has not rejoined its group yet; it does not vote",
+            ));
+        }
         let req = self.decode(request.get_ref())?;
         let res = self.raft.vote(req).await;
         self.encode(&res)

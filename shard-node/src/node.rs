@@ -87,7 +87,8 @@ pub async fn run(
         })?)
     };
 
-    shardline_raft::bootstrap::initialize_or_join(&args.raft, &raft, &pool, &address).await?;
+    let votes =
+        shardline_raft::bootstrap::initialize_or_join(&args.raft, &raft, &pool, &address).await?;
 
     let mut life = Lifecycle::new();
     life.spawn_probes::<TypeConfig>(http_listener, raft.metrics(), {
@@ -114,7 +115,7 @@ pub async fn run(
             group_id: args.group_id,
             address: address.clone(),
         }))
-        .add_service(RaftService::server(args.group_id, raft.clone()))
+        .add_service(RaftService::server(args.group_id, raft.clone(), votes))
         .serve_with_incoming_shutdown(
             shardline_raft::process::nodelay_incoming(listener),
             life.stopped(),
