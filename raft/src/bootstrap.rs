@@ -70,7 +70,7 @@ pub async fn initialize_or_join<C: RaftTypes>(
     };
     if !members.is_empty() {
         tokio::spawn(async move {
-            if let Err(e) = start.from_peers(members).await {
+            if let Err(e) = start.decide_with_peers(members).await {
                 error!(error = %e, "could not start the group or rejoin it");
             }
         });
@@ -113,7 +113,7 @@ enum Found {
 }
 
 impl<C: RaftTypes> Start<C> {
-    async fn from_peers(self, members: BTreeMap<u64, String>) -> Result<(), ApiError> {
+    async fn decide_with_peers(self, members: BTreeMap<u64, String>) -> Result<(), ApiError> {
         let mut delay = Duration::from_millis(100);
         for attempt in 1..=DECIDE_ATTEMPTS {
             match self.probe(&members).await {
