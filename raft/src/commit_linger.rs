@@ -159,20 +159,12 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_types::TestTypes;
     use crate::{LogId, Vote};
     use tokio::sync::mpsc;
     use tokio::time::Instant;
     use tokio_stream::wrappers::UnboundedReceiverStream;
 
-    openraft::declare_raft_types!(
-        TestTypes:
-            D = String,
-            R = String,
-            NodeId = u64,
-            Node = openraft::BasicNode,
-            AsyncRuntime = crate::TokioRuntime,
-    );
-    impl crate::LogTypes for TestTypes {}
 
     type Req = AppendEntriesRequest<TestTypes>;
 

@@ -56,6 +56,8 @@ pub mod raft_view;
 pub mod read_index;
 pub mod store;
 pub mod transport;
+#[cfg(test)]
+mod test_types;
 
 pub use error::{ApiError, Refusal};
 

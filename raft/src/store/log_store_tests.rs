@@ -20,17 +20,7 @@ use super::wal::WalReader;
 use super::{open_database, wal_dir, LogStore, LogTables, StoreError};
 use crate::{LogId, Vote};
 
-openraft::declare_raft_types!(
-    /// Minimal types for exercising the log store.
-    TestTypes:
-        D = String,
-        R = String,
-        NodeId = u64,
-        Node = openraft::BasicNode,
-        AsyncRuntime = crate::TokioRuntime,
-);
-
-impl crate::LogTypes for TestTypes {}
+use crate::test_types::TestTypes;
 
 type Entry<C> = <C as openraft::RaftTypeConfig>::Entry;
 
