@@ -73,7 +73,7 @@ pub async fn run(
     let watchers = metrics.spawn_watchers(&raft, &map);
     let address = args.advertise_addr();
 
-    let votes =
+    let gate =
         shardline_raft::bootstrap::initialize_or_join(&args.raft, &raft, &pool, &address).await?;
 
     // One shutdown signal fans out to both servers and to open watches.
@@ -112,7 +112,7 @@ pub async fn run(
             group_id: CONTROLLER_GROUP_ID,
             address: address.clone(),
         }))
-        .add_service(RaftService::server(CONTROLLER_GROUP_ID, raft.clone(), votes))
+        .add_service(RaftService::server(CONTROLLER_GROUP_ID, raft.clone(), gate))
         .serve_with_incoming_shutdown(
             shardline_raft::process::nodelay_incoming(listener),
             life.stopped(),

@@ -141,6 +141,12 @@ async fn restarted_member_recovers_from_its_directory() -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn member_with_a_wiped_directory_rejoins_as_a_new_member() -> Result<()> {
     let mut group = TestGroup::start(3, &[])?;
+    let result = wiped_member_rejoins(&mut group).await;
+    group.logs_on_error(result)?;
+    Ok(())
+}
+
+async fn wiped_member_rejoins(group: &mut TestGroup) -> Result<()> {
     let leader = group.wait_for_leader(Duration::from_secs(20)).await?;
     let client = group.client().await?;
     write_range(&client, 0, 200).await?;
@@ -167,39 +173,32 @@ async fn member_with_a_wiped_directory_rejoins_as_a_new_member() -> Result<()> {
     group.restart(wiped)?;
     write_range(&client, 200, 300).await?;
 
-    let result = async {
-        let st = shardline_e2e::wait_until(
-            "the wiped member to be a voter holding every key",
-            Duration::from_secs(60),
-            || {
-                let g = &group;
-                async move {
-                    let leader = g.wait_for_leader(Duration::from_secs(5)).await.ok()?;
-                    let lst = g.status(leader).await.ok()?;
-                    let voter = lst
-                        .members
-                        .iter()
-                        .any(|m| m.id == wiped && m.role != "learner");
-                    let st = g.status(wiped).await.ok()?;
-                    (voter && st.key_count == 300).then_some(st)
-                }
-            },
-        )
-        .await?;
-        let log = group.log_text(wiped);
-        ensure!(
-            log.contains("joining it as a new member") && log.contains("removed from group"),
-            "the wiped member did not go through removal and rejoin:\n{log}"
-        );
-        let local = shardline_client::KvClient::connect(vec![group.addr(wiped)], Default::default())
-            .await?;
-        ensure!(local.get_with("k0", ReadMode::Stale).await? == Some(b"v0".to_vec()));
-        ensure!(local.get_with("k299", ReadMode::Stale).await? == Some(b"v299".to_vec()));
-        // Still a working three-voter group: writes go on.
-        write_range(&client, 300, 310).await?;
-        anyhow::Ok(st)
-    }
-    .await;
-    group.logs_on_error(result)?;
+    let group = &*group;
+    shardline_e2e::wait_until(
+        "the wiped member to be a voter holding every key",
+        Duration::from_secs(60),
+        || async move {
+            let leader = group.wait_for_leader(Duration::from_secs(5)).await.ok()?;
+            let lst = group.status(leader).await.ok()?;
+            let voter = lst
+                .members
+                .iter()
+                .any(|m| m.id == wiped && m.role != "learner");
+            let st = group.status(wiped).await.ok()?;
+            (voter && st.key_count == 300).then_some(st)
+        },
+    )
+    .await?;
+    let log = group.log_text(wiped);
+    ensure!(
+        log.contains("joining it as a new member") && log.contains("removed from group"),
+        "the wiped member did not go through removal and rejoin"
+    );
+    let local =
+        shardline_client::KvClient::connect(vec![group.addr(wiped)], Default::default()).await?;
+    ensure!(local.get_with("k0", ReadMode::Stale).await? == Some(b"v0".to_vec()));
+    ensure!(local.get_with("k299", ReadMode::Stale).await? == Some(b"v299".to_vec()));
+    // Still a working three-voter group: writes go on.
+    write_range(&client, 300, 310).await?;
     Ok(())
 }

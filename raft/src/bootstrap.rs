@@ -5,7 +5,9 @@
 //! state (a wiped directory, a re-created volume) while the group still
 //! counts it as a voter; answering votes from an empty log could then elect
 //! a leader that lacks entries it had acknowledged, and lose committed
-//! writes. So it does not vote ([`VoteGate`]) until it knows better:
+//! writes (and an append that finds its log behind what it acknowledged
+//! stops openraft's leader). So it takes no Raft traffic ([`RaftGate`])
+//! until it knows better:
 //! - with `--peers`, it asks the other initial members' `Admin.Status`. If
 //!   the group has committed entries, it joins that group: it has itself
 //!   removed if the group lists it, then is added back as a learner that
@@ -29,38 +31,38 @@ use crate::args::RaftArgs;
 use crate::error::ApiError;
 use crate::join::{join_group, leave_group, Retry};
 use crate::network::ChannelPool;
-use crate::transport::VoteGate;
+use crate::transport::RaftGate;
 use crate::{Raft, RaftTypes};
 
 /// Deadline of one `Admin.Status` call to a peer.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 /// Rounds of asking the peers before a member without state gives up
-/// deciding whether its group exists (backoff 100 ms doubling to 2 s:
-/// about five minutes).
+/// deciding whether its group exists (backoff doubling to 2 s: about five
+/// minutes).
 pub const DECIDE_ATTEMPTS: u32 = 160;
 
 /// Initializes a new group from `--peers`, or joins one with `--join`. A
 /// member that already has state does neither. `address` is this member's
-/// advertised address. Returns the gate the member's Raft service answers
-/// votes through; a member without state decides in the background (it
-/// must serve Raft and admin calls meanwhile) and opens the gate when it
-/// is safe to vote.
+/// advertised address. Returns the gate of the member's Raft service; a
+/// member without state decides in the background (its admin service must
+/// answer meanwhile) and opens the gate once it is safe to take Raft
+/// traffic.
 pub async fn initialize_or_join<C: RaftTypes>(
     args: &RaftArgs,
     raft: &Raft<C>,
     pool: &ChannelPool,
     address: &str,
-) -> Result<VoteGate, ApiError> {
+) -> Result<RaftGate, ApiError> {
     let initialized = raft
         .is_initialized()
         .await
         .map_err(|e| ApiError::Raft(e.to_string()))?;
     if initialized {
         info!("recovered existing state from the data directory");
-        return Ok(VoteGate::open());
+        return Ok(RaftGate::open());
     }
     let members = args.initial_members()?;
-    let gate = VoteGate::closed();
+    let gate = RaftGate::closed();
     let start = Start {
         raft: raft.clone(),
         pool: pool.clone(),
@@ -84,8 +86,11 @@ pub async fn initialize_or_join<C: RaftTypes>(
         });
     } else {
         warn!("no --peers and no --join: waiting to be added by an existing member");
-        // Not a member of any group yet: only a group that adds it can
-        // send it votes, and that group counts it from its log on.
+        // Not a member of any group yet, as far as it can tell: a group
+        // that adds it replicates to it from the start. Unprotected: a
+        // member started this way that the group already counts (added
+        // earlier, then its directory wiped). Started with `--join`, it
+        // would be caught.
         gate.allow();
     }
     Ok(gate)
@@ -97,7 +102,7 @@ struct Start<C: RaftTypes> {
     pool: ChannelPool,
     node_id: u64,
     address: String,
-    gate: VoteGate,
+    gate: RaftGate,
 }
 
 /// What the other initial members say about the group.
@@ -114,7 +119,10 @@ enum Found {
 
 impl<C: RaftTypes> Start<C> {
     async fn decide_with_peers(self, members: BTreeMap<u64, String>) -> Result<(), ApiError> {
-        let mut delay = Duration::from_millis(100);
+        // Short at first: the members of a new group start together, and a
+        // member that asks again only after they elected a leader has to
+        // go through a removal and rejoin.
+        let mut delay = Duration::from_millis(20);
         for attempt in 1..=DECIDE_ATTEMPTS {
             match self.probe(&members).await {
                 Found::New => return self.initialize(members).await,
@@ -160,8 +168,8 @@ impl<C: RaftTypes> Start<C> {
         if listed {
             leave_group(&self.pool, via, self.node_id, Retry::default()).await?;
         }
-        // Removed (or never listed): the group no longer counts this
-        // member's votes until it adds it back from its log.
+        // Removed (or never listed): the group replicates to this member
+        // afresh and counts its votes only once it adds it back.
         self.gate.allow();
         join_group(&self.pool, via, self.node_id, &self.address).await
     }

@@ -36,28 +36,30 @@ pub struct RaftService<C: RaftTypes> {
     /// Messages tagged with another group id are rejected.
     pub group_id: u64,
     pub raft: Raft<C>,
-    /// Vote requests are refused while it is closed.
-    pub votes: VoteGate,
+    /// Raft calls are refused while it is closed.
+    pub gate: RaftGate,
 }
 
-/// Whether this member may answer vote requests. A member that starts
-/// without state may be one that lost it (a wiped or re-created volume);
-/// granting votes from an empty log could then elect a leader that lacks
-/// entries this member had acknowledged. It stays closed until the member
-/// knows it is in a new group or has been removed from the old one (see
-/// `bootstrap`). Cheap to clone.
+/// Whether this member takes Raft traffic (votes, appends, snapshots). A
+/// member that starts without state may be one that lost it (a wiped or
+/// re-created volume) while its group still counts it: votes granted from
+/// an empty log could elect a leader that lacks entries it had acknowledged,
+/// and an append finding its log behind what it acknowledged makes
+/// openraft's leader stop (log reversion). The gate stays closed until the
+/// member knows it is in a new group, or has been removed from the old one
+/// and so is replicated to afresh (see `bootstrap`). Cheap to clone.
 #[derive(Clone, Debug)]
-pub struct VoteGate(Arc<AtomicBool>);
+pub struct RaftGate(Arc<AtomicBool>);
 
-impl VoteGate {
+impl RaftGate {
     /// A gate that is open from the start (a member with state).
     pub fn open() -> Self {
-        VoteGate(Arc::new(AtomicBool::new(true)))
+        RaftGate(Arc::new(AtomicBool::new(true)))
     }
 
-    /// A gate that stays closed until [`VoteGate::allow`].
+    /// A gate that stays closed until [`RaftGate::allow`].
     pub fn closed() -> Self {
-        VoteGate(Arc::new(AtomicBool::new(false)))
+        RaftGate(Arc::new(AtomicBool::new(false)))
     }
 
     pub fn allow(&self) {
@@ -72,14 +74,25 @@ impl VoteGate {
 impl<C: RaftTypes> RaftService<C> {
     /// The service, wrapped in its tonic server with Shardline's message
     /// size limits.
-    pub fn server(group_id: u64, raft: Raft<C>, votes: VoteGate) -> RaftTransportServer<Self> {
+    pub fn server(group_id: u64, raft: Raft<C>, gate: RaftGate) -> RaftTransportServer<Self> {
         RaftTransportServer::new(RaftService {
             group_id,
             raft,
-            votes,
+            gate,
         })
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES)
+    }
+
+    /// Refuses Raft calls while the gate is closed.
+    fn admit(&self) -> Result<(), Status> {
+        if self.gate.is_open() {
+            Ok(())
+        } else {
+            Err(Status::unavailable(
+                "this member started without state and has not joined its group yet",
+            ))
+        }
     }
 
     fn check_group(&self, msg: &RaftMessage) -> Result<(), Status> {
@@ -131,6 +144,7 @@ impl<C: RaftTypes> RaftTransport for RaftService<C> {
         &self,
         request: Request<Streaming<RaftMessage>>,
     ) -> Result<Response<AnswerStream>, Status> {
+        self.admit()?;
         let group_id = self.group_id;
         // The first bad input message: it ends the input, and the answers
         // end with it once the requests before it are answered.
@@ -164,17 +178,14 @@ impl<C: RaftTypes> RaftTransport for RaftService<C> {
         &self,
         request: Request<RaftMessage>,
     ) -> Result<Response<RaftMessage>, Status> {
+        self.admit()?;
         let req = self.decode(request.get_ref())?;
         let res = self.raft.append_entries(req).await;
         self.encode(&res)
     }
 
     async fn vote(&self, request: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
-        if !self.votes.is_open() {
-            return Err(Status::unavailable(
-                "this member started without state and has not rejoined its group yet; it does not vote",
-            ));
-        }
+        self.admit()?;
         let req = self.decode(request.get_ref())?;
         let res = self.raft.vote(req).await;
         self.encode(&res)
@@ -184,6 +195,7 @@ impl<C: RaftTypes> RaftTransport for RaftService<C> {
         &self,
         request: Request<Streaming<RaftMessage>>,
     ) -> Result<Response<RaftMessage>, Status> {
+        self.admit()?;
         let mut stream = request.into_inner();
         let header = stream
             .next()
@@ -208,6 +220,7 @@ impl<C: RaftTypes> RaftTransport for RaftService<C> {
         &self,
         request: Request<RaftMessage>,
     ) -> Result<Response<RaftMessage>, Status> {
+        self.admit()?;
         let req = self.decode(request.get_ref())?;
         let res = self.raft.handle_transfer_leader(req).await;
         self.encode(&res)

@@ -87,7 +87,7 @@ pub async fn run(
         })?)
     };
 
-    let votes =
+    let gate =
         shardline_raft::bootstrap::initialize_or_join(&args.raft, &raft, &pool, &address).await?;
 
     let mut life = Lifecycle::new();
@@ -115,7 +115,7 @@ pub async fn run(
             group_id: args.group_id,
             address: address.clone(),
         }))
-        .add_service(RaftService::server(args.group_id, raft.clone(), votes))
+        .add_service(RaftService::server(args.group_id, raft.clone(), gate))
         .serve_with_incoming_shutdown(
             shardline_raft::process::nodelay_incoming(listener),
             life.stopped(),
