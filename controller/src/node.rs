@@ -16,7 +16,7 @@ use shardline_raft::read_index::ReadIndex;
 use shardline_raft::store::StoreError;
 use shardline_raft::transport::RaftService;
 use tokio::net::TcpListener;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::config::{ControllerArgs, CONTROLLER_GROUP_ID};
 use crate::error::RunError;
@@ -73,7 +73,7 @@ pub async fn run(
     let watchers = metrics.spawn_watchers(&raft, &map);
     let address = args.advertise_addr();
 
-    let gate =
+    let mut startup =
         shardline_raft::bootstrap::initialize_or_join(&args.raft, &raft, &pool, &address).await?;
 
     // One shutdown signal fans out to both servers and to open watches.
@@ -112,7 +112,7 @@ pub async fn run(
             group_id: CONTROLLER_GROUP_ID,
             address: address.clone(),
         }))
-        .add_service(RaftService::server(CONTROLLER_GROUP_ID, raft.clone(), gate))
+        .add_service(RaftService::server(CONTROLLER_GROUP_ID, raft.clone(), startup.gate()))
         .serve_with_incoming_shutdown(
             shardline_raft::process::nodelay_incoming(listener),
             life.stopped(),
@@ -120,8 +120,16 @@ pub async fn run(
     let grpc_task = tokio::spawn(grpc);
     info!(node_id = args.raft.node_id, %address, mode = %bootstrap.mode, initial_ranges = bootstrap.initial_ranges, "controller member serving");
 
-    shutdown.await;
-    info!("shutdown requested; handing over leadership and draining in-flight requests");
+    let failed = tokio::select! {
+        () = shutdown => None,
+        e = startup.failure() => {
+            error!(error = %e, "could not start the group or join it; stopping");
+            Some(e)
+        }
+    };
+    if failed.is_none() {
+        info!("shutdown requested; handing over leadership and draining in-flight requests");
+    }
     shardline_raft::handover::hand_over(
         &raft,
         shardline_raft::handover::WAIT.min(args.raft.shutdown_grace),
@@ -135,5 +143,8 @@ pub async fn run(
         w.abort();
     }
     info!("controller member stopped");
-    Ok(())
+    match failed {
+        Some(e) => Err(RunError::from(e)),
+        None => Ok(()),
+    }
 }

@@ -25,7 +25,8 @@ use openraft::errors::{InitializeError, RaftError};
 use openraft::BasicNode;
 use shardline_proto::pb::admin_client::AdminClient;
 use shardline_proto::pb::{StatusRequest, StatusResponse};
-use tracing::{error, info, warn};
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
 
 use crate::args::RaftArgs;
 use crate::error::ApiError;
@@ -41,25 +42,56 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 /// minutes).
 pub const DECIDE_ATTEMPTS: u32 = 160;
 
+/// How a member's start goes on after [`initialize_or_join`] returned.
+pub struct Startup {
+    gate: RaftGate,
+    /// The background decision of a member without state, if any.
+    deciding: Option<JoinHandle<Result<(), ApiError>>>,
+}
+
+impl Startup {
+    /// The gate for the member's Raft service.
+    pub fn gate(&self) -> RaftGate {
+        self.gate.clone()
+    }
+
+    /// Resolves only if the member could not start or join its group (it
+    /// gave up asking its peers, or could not be removed or added), with
+    /// the reason; the binary then stops rather than wait gated forever.
+    pub async fn failure(&mut self) -> ApiError {
+        if let Some(deciding) = self.deciding.as_mut() {
+            match deciding.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return e,
+                Err(e) => return ApiError::Raft(format!("start-up task failed: {e}")),
+            }
+            self.deciding = None;
+        }
+        std::future::pending().await
+    }
+}
+
 /// Initializes a new group from `--peers`, or joins one with `--join`. A
 /// member that already has state does neither. `address` is this member's
-/// advertised address. Returns the gate of the member's Raft service; a
-/// member without state decides in the background (its admin service must
-/// answer meanwhile) and opens the gate once it is safe to take Raft
-/// traffic.
+/// advertised address. A member without state decides in the background
+/// (its admin service must answer meanwhile) and opens the [`Startup`]'s
+/// gate once it is safe to take Raft traffic.
 pub async fn initialize_or_join<C: RaftTypes>(
     args: &RaftArgs,
     raft: &Raft<C>,
     pool: &ChannelPool,
     address: &str,
-) -> Result<RaftGate, ApiError> {
+) -> Result<Startup, ApiError> {
     let initialized = raft
         .is_initialized()
         .await
         .map_err(|e| ApiError::Raft(e.to_string()))?;
     if initialized {
         info!("recovered existing state from the data directory");
-        return Ok(RaftGate::open());
+        return Ok(Startup {
+            gate: RaftGate::open(),
+            deciding: None,
+        });
     }
     let members = args.initial_members()?;
     let gate = RaftGate::closed();
@@ -70,20 +102,12 @@ pub async fn initialize_or_join<C: RaftTypes>(
         address: address.to_string(),
         gate: gate.clone(),
     };
-    if !members.is_empty() {
-        tokio::spawn(async move {
-            if let Err(e) = start.decide_with_peers(members).await {
-                error!(error = %e, "could not start the group or rejoin it");
-            }
-        });
+    let deciding = if !members.is_empty() {
+        Some(tokio::spawn(start.decide_with_peers(members)))
     } else if let Some(via) = args.join.clone() {
         // Joining needs this member's servers up (the leader replicates to
         // it), so it runs in the background.
-        tokio::spawn(async move {
-            if let Err(e) = start.join(&via).await {
-                error!(error = %e, "could not join the group");
-            }
-        });
+        Some(tokio::spawn(async move { start.join(&via).await }))
     } else {
         warn!("no --peers and no --join: waiting to be added by an existing member");
         // Not a member of any group yet, as far as it can tell: a group
@@ -92,8 +116,9 @@ pub async fn initialize_or_join<C: RaftTypes>(
         // earlier, then its directory wiped). Started with `--join`, it
         // would be caught.
         gate.allow();
-    }
-    Ok(gate)
+        None
+    };
+    Ok(Startup { gate, deciding })
 }
 
 /// What a member without state needs to start.
@@ -262,6 +287,27 @@ mod tests {
 
     fn answer(addr: &str, s: StatusResponse) -> (String, StatusResponse) {
         (addr.to_string(), s)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_start_is_reported_and_a_finished_one_never_is() {
+        let mut failed = Startup {
+            gate: RaftGate::closed(),
+            deciding: Some(tokio::spawn(async { Err(ApiError::Raft("gave up".into())) })),
+        };
+        assert!(matches!(failed.failure().await, ApiError::Raft(m) if m == "gave up"));
+        let mut done = Startup {
+            gate: RaftGate::open(),
+            deciding: Some(tokio::spawn(async { Ok(()) })),
+        };
+        let waited = tokio::time::timeout(Duration::from_secs(3600), done.failure()).await;
+        assert!(waited.is_err(), "a start that succeeded reported a failure");
+        let mut recovered = Startup {
+            gate: RaftGate::open(),
+            deciding: None,
+        };
+        let waited = tokio::time::timeout(Duration::from_secs(3600), recovered.failure()).await;
+        assert!(waited.is_err());
     }
 
     #[test]

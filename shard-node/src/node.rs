@@ -15,7 +15,7 @@ use shardline_raft::read_index::ReadIndex;
 use shardline_raft::store::StoreError;
 use shardline_raft::transport::RaftService;
 use tokio::net::TcpListener;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::config::NodeArgs;
 use crate::error::NodeError;
@@ -87,7 +87,7 @@ pub async fn run(
         })?)
     };
 
-    let gate =
+    let mut startup =
         shardline_raft::bootstrap::initialize_or_join(&args.raft, &raft, &pool, &address).await?;
 
     let mut life = Lifecycle::new();
@@ -115,7 +115,7 @@ pub async fn run(
             group_id: args.group_id,
             address: address.clone(),
         }))
-        .add_service(RaftService::server(args.group_id, raft.clone(), gate))
+        .add_service(RaftService::server(args.group_id, raft.clone(), startup.gate()))
         .serve_with_incoming_shutdown(
             shardline_raft::process::nodelay_incoming(listener),
             life.stopped(),
@@ -123,8 +123,16 @@ pub async fn run(
     let grpc_task = tokio::spawn(grpc);
     info!(node_id = args.raft.node_id, group_id = args.group_id, %address, "member serving");
 
-    shutdown.await;
-    info!("shutdown requested; handing over leadership and draining in-flight requests");
+    let failed = tokio::select! {
+        () = shutdown => None,
+        e = startup.failure() => {
+            error!(error = %e, "could not start the group or join it; stopping");
+            Some(e)
+        }
+    };
+    if failed.is_none() {
+        info!("shutdown requested; handing over leadership and draining in-flight requests");
+    }
     shardline_raft::handover::hand_over(
         &raft,
         shardline_raft::handover::WAIT.min(args.raft.shutdown_grace),
@@ -137,7 +145,10 @@ pub async fn run(
     }
     watcher.abort();
     info!("member stopped");
-    Ok(())
+    match failed {
+        Some(e) => Err(NodeError::from(e)),
+        None => Ok(()),
+    }
 }
 
 /// A shard group's admin status reports its partitioning and key count.
