@@ -28,6 +28,8 @@ pub struct Member {
     child: Option<Child>,
     /// Set for members started with `--join` instead of `--peers`.
     join: Option<String>,
+    /// Set for members started with `--seeds` (waiting to be added).
+    seeds: Option<String>,
 }
 
 impl Member {
@@ -104,9 +106,10 @@ impl Processes {
         );
         let m = self.member_mut(id);
         // A joining member names the member it joins through instead of peers.
-        let bootstrap = match &m.join {
-            Some(via) => vec!["--join".to_string(), via.clone()],
-            None => vec!["--peers".to_string(), peers],
+        let bootstrap = match (&m.join, &m.seeds) {
+            (Some(via), _) => vec!["--join".to_string(), via.clone()],
+            (None, Some(seeds)) => vec!["--seeds".to_string(), seeds.clone()],
+            (None, None) => vec!["--peers".to_string(), peers],
         };
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -142,6 +145,17 @@ impl Processes {
     pub fn add_joining_member(&mut self, via: &str) -> Result<u64> {
         let id = self.members.iter().map(|m| m.id).max().unwrap_or(0) + 1;
         let member = new_member(&self.dir, self.role.name, id, Some(via.to_string()));
+        self.members.push(member);
+        self.spawn(id, &[])?;
+        Ok(id)
+    }
+
+    /// Starts a new member that waits to be added (as the operator starts
+    /// pods added after the group was created), knowing `seeds`.
+    pub fn add_waiting_member(&mut self, seeds: &str) -> Result<u64> {
+        let id = self.members.iter().map(|m| m.id).max().unwrap_or(0) + 1;
+        let mut member = new_member(&self.dir, self.role.name, id, None);
+        member.seeds = Some(seeds.to_string());
         self.members.push(member);
         self.spawn(id, &[])?;
         Ok(id)
@@ -271,6 +285,7 @@ fn new_member(dir: &tempfile::TempDir, name: &str, id: u64, join: Option<String>
         log: dir.path().join(format!("{name}-{id}.log")),
         child: None,
         join,
+        seeds: None,
     }
 }
 

@@ -3,8 +3,9 @@
 //!
 //! A member is named by `--node-id`. A new group starts from `--peers` (every
 //! member lists the same set); a member added to a running group starts with
-//! `--join ADDR` and asks that member's leader to add it. A restarted member
-//! needs neither: it recovers from `--data-dir`.
+//! `--join ADDR` and asks that member's leader to add it, or with `--seeds`
+//! and waits to be added (by the operator). A restarted member needs none of
+//! them: it recovers from `--data-dir`.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -38,6 +39,14 @@ pub struct RaftArgs {
     /// found by following NotLeader hints).
     #[arg(long, env = "SHARDLINE_JOIN", conflicts_with = "peers")]
     pub join: Option<String>,
+
+    /// Members of a running group to ask, for a member that waits to be
+    /// added (neither `--peers` nor `--join`): if it starts without state
+    /// and the group's leader has entries it acknowledged (its directory
+    /// was wiped), it has itself removed before it takes Raft traffic, to
+    /// be added back afresh.
+    #[arg(long, env = "SHARDLINE_SEEDS", value_delimiter = ',', conflicts_with_all = ["peers", "join"])]
+    pub seeds: Vec<String>,
 
     /// Raft heartbeat interval.
     #[arg(long, default_value = "100ms", value_parser = humantime::parse_duration)]

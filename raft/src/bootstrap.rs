@@ -17,6 +17,12 @@
 //!   (a new group needs a majority of its members to start anyway).
 //! - with `--join`, it asks the member it joins through whether the group
 //!   lists it; if so it has itself removed before it is added.
+//! - with `--seeds` (a member that waits to be added, as the operator starts
+//!   pods added after the group was created), it asks the leader, found
+//!   through a seed, whether it had acknowledged entries; if so it has
+//!   itself removed, and whoever adds it back (the operator) does so
+//!   afresh. A leader elected after the member went down has no such
+//!   record, so then the member is not caught.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -108,13 +114,16 @@ pub async fn initialize_or_join<C: RaftTypes>(
         // Joining needs this member's servers up (the leader replicates to
         // it), so it runs in the background.
         Some(tokio::spawn(async move { start.join(&via).await }))
+    } else if !args.seeds.is_empty() {
+        info!("no --peers and no --join: waiting to be added by an existing member");
+        let seeds = args.seeds.clone();
+        Some(tokio::spawn(async move { start.leave_if_listed(&seeds).await }))
     } else {
-        warn!("no --peers and no --join: waiting to be added by an existing member");
-        // Not a member of any group yet, as far as it can tell: a group
-        // that adds it replicates to it from the start. Unprotected: a
-        // member started this way that the group already counts (added
-        // earlier, then its directory wiped). Started with `--join`, it
-        // would be caught.
+        warn!("no --peers, --join or --seeds: waiting to be added by an existing member");
+        // Nothing to ask: a group that adds it replicates to it from the
+        // start. Unprotected: a member started this way that the group
+        // already counts (added earlier, then its directory wiped); that is
+        // what `--seeds` is for.
         gate.allow();
         None
     };
@@ -188,6 +197,50 @@ impl<C: RaftTypes> Start<C> {
         })
     }
 
+    /// For a member that waits to be added: asks the group's leader (found
+    /// through the `seeds`, in turn, with a backoff, up to
+    /// [`DECIDE_ATTEMPTS`] rounds) whether this member had acknowledged
+    /// entries, and if so has it removed, so that whoever adds it back
+    /// replicates to it from the start. A member being added right now is
+    /// listed too (openraft counts a short log as caught up at once), but
+    /// it has acknowledged nothing yet, so it is left alone.
+    async fn leave_if_listed(self, seeds: &[String]) -> Result<(), ApiError> {
+        let mut delay = Duration::from_millis(20);
+        for _ in 1..=DECIDE_ATTEMPTS {
+            for seed in seeds {
+                let Some((leader, status)) = self.leader_status(seed).await else {
+                    continue;
+                };
+                if acknowledged(self.node_id, &status) {
+                    warn!(via = %leader, "no state in the data directory but the group's leader has entries acknowledged by this member: having it removed, to be added back afresh");
+                    leave_group(&self.pool, &leader, self.node_id, Retry::default()).await?;
+                }
+                self.gate.allow();
+                return Ok(());
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(2));
+        }
+        Err(ApiError::Join {
+            addr: seeds.join(","),
+            reason: format!("no leader found through the seeds in {DECIDE_ATTEMPTS} rounds"),
+        })
+    }
+
+    /// The address and status of the leader, as `seed` knows it.
+    async fn leader_status(&self, seed: &str) -> Option<(String, StatusResponse)> {
+        let status = self.status(seed).await?;
+        if status.state == "leader" {
+            return Some((seed.to_string(), status));
+        }
+        if status.leader_addr.is_empty() {
+            return None;
+        }
+        let leader = status.leader_addr;
+        let status = self.status(&leader).await?;
+        (status.state == "leader").then_some((leader, status))
+    }
+
     /// Joins the group at `via`, removed first if it lists this member.
     async fn rejoin(self, via: &str, listed: bool) -> Result<(), ApiError> {
         if listed {
@@ -242,6 +295,15 @@ impl<C: RaftTypes> Start<C> {
             _ => None,
         }
     }
+}
+
+/// Whether the leader's `status` has entries replicated to `node_id`: the
+/// member acknowledged them, so if it has no state now, it lost them.
+fn acknowledged(node_id: u64, status: &StatusResponse) -> bool {
+    status
+        .members
+        .iter()
+        .any(|m| m.id == node_id && m.matched_index.is_some_and(|i| i > 0))
 }
 
 /// Decides from the `(address, status)` answers of the other members of a
@@ -308,6 +370,17 @@ mod tests {
         };
         let waited = tokio::time::timeout(Duration::from_secs(3600), recovered.failure()).await;
         assert!(waited.is_err());
+    }
+
+    #[test]
+    fn only_a_leader_record_of_replicated_entries_counts_as_acknowledged() {
+        let mut s = status(9, "", &[1, 2, 4]);
+        assert!(!acknowledged(4, &s), "listed, but nothing replicated");
+        s.members[2].matched_index = Some(0);
+        assert!(!acknowledged(4, &s));
+        s.members[2].matched_index = Some(7);
+        assert!(acknowledged(4, &s));
+        assert!(!acknowledged(3, &s), "not listed");
     }
 
     #[test]

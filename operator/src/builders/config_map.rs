@@ -5,10 +5,12 @@
 //! rebalancing settings through clap's `env` fallback and nodes ignore what
 //! they do not use. `entrypoint.sh` derives the Raft node id from the
 //! StatefulSet pod ordinal (`<sts>-<ordinal>` → `--node-id <ordinal + 1>`)
-//! and drops `--peers` when that id is not among them: such a pod is a
-//! member added after its group was created, so it must not bootstrap a
-//! group of its own; it starts empty and waits for the operator to add it
-//! (`Admin.AddMember`).
+//! and replaces `--peers` with `--seeds` (the same addresses) when that id
+//! is not among them: such a pod is a member added after its group was
+//! created, so it must not bootstrap a group of its own; it starts empty
+//! and waits for the operator to add it (`Admin.AddMember`). The seeds let
+//! a member whose volume was wiped have itself removed first (see
+//! `shardline_raft::bootstrap`).
 
 use std::collections::BTreeMap;
 
@@ -22,15 +24,16 @@ use crate::names;
 pub const ENTRYPOINT_KEY: &str = "entrypoint.sh";
 
 /// The entrypoint every Shardline pod runs: `sh entrypoint.sh PROGRAM ARGS...`
-/// execs `PROGRAM --node-id <ordinal+1> ARGS...`, without `--peers LIST`
-/// when `<ordinal+1>=` is not in LIST.
+/// execs `PROGRAM --node-id <ordinal+1> ARGS...`, with `--seeds ADDRS`
+/// instead of `--peers LIST` when `<ordinal+1>=` is not in LIST.
 pub const ENTRYPOINT: &str = r#"#!/bin/sh
 # Shardline pod entrypoint, written by the operator.
 # A StatefulSet pod is named <statefulset>-<ordinal>; its Raft node id is
 # ordinal + 1. Usage: entrypoint.sh PROGRAM [ARGS...]
 # `--peers` lists the members a Raft group was created with. A node not
-# listed was added later: it starts without --peers and waits to be added
-# to the running group instead of bootstrapping a new one.
+# listed was added later: it starts with --seeds (those members' addresses)
+# instead, and waits to be added to the running group instead of
+# bootstrapping a new one.
 set -eu
 : "${POD_NAME:?POD_NAME must come from metadata.name}"
 ordinal="${POD_NAME##*-}"
@@ -47,7 +50,17 @@ for arg do
     peers_next=
     case ",$arg" in
       *",$id="*) set -- "$@" --peers "$arg" ;;
-      *) echo "entrypoint: node $id is not an initial member; waiting to be added" >&2 ;;
+      *)
+        # Its seeds: the initial members' addresses (ids dropped). Started
+        # empty while its group still lists it (a wiped volume), it has
+        # itself removed, to be added back afresh.
+        seeds=
+        old_ifs=$IFS
+        IFS=,
+        for peer in $arg; do seeds="${seeds:+$seeds,}${peer#*=}"; done
+        IFS=$old_ifs
+        set -- "$@" --seeds "$seeds"
+        echo "entrypoint: node $id is not an initial member; waiting to be added" >&2 ;;
     esac
     continue
   fi
@@ -173,12 +186,12 @@ mod tests {
             "--node-id 5 --peers 1=a:1,5=e:1 --listen x y"
         );
         // Node 4 is not an initial member (and "14=" must not match "4="):
-        // --peers goes, the rest stays in order.
+        // --peers becomes --seeds (addresses only), in its place.
         let out = run("kv-g2-3", &["--peers", "1=a:1,14=n:1", "--listen", "x y"]);
         assert!(out.status.success());
         assert_eq!(
             String::from_utf8_lossy(&out.stdout).trim(),
-            "--node-id 4 --listen x y"
+            "--node-id 4 --seeds a:1,n:1 --listen x y"
         );
         assert!(String::from_utf8_lossy(&out.stderr).contains("waiting to be added"));
         assert!(!run("no-ordinal-x", &["--peers", "1=a:1"]).status.success());

@@ -29,10 +29,10 @@ pub const RUN_AS: i64 = 65532;
 pub fn command_args(cx: &BuildCtx, member: Member) -> Vec<String> {
     let grpc = format!("0.0.0.0:{}", member.grpc_port());
     let http = format!("0.0.0.0:{}", member.http_port());
-    // Only the initial members bootstrap from --peers; the entrypoint drops
-    // the flag for any later member, which waits to be added. Listing the
-    // initial members (not `replicas`) keeps the template, and so the pods,
-    // unchanged when `replicas` changes.
+    // Only the initial members bootstrap from --peers; the entrypoint turns
+    // the flag into --seeds for any later member, which waits to be added.
+    // Listing the initial members (not `replicas`) keeps the template, and
+    // so the pods, unchanged when `replicas` changes.
     let peers = member.peers_flag(&cx.name, &cx.namespace, cx.initial_replicas(member));
     let mode = cx.spec.partitioning.mode.as_flag().to_string();
     let mut args = match member {
