@@ -112,7 +112,11 @@ pub async fn run(
             group_id: CONTROLLER_GROUP_ID,
             address: address.clone(),
         }))
-        .add_service(RaftService::server(CONTROLLER_GROUP_ID, raft.clone(), startup.gate()))
+        .add_service(RaftService::server(
+            CONTROLLER_GROUP_ID,
+            raft.clone(),
+            startup.gate(),
+        ))
         .serve_with_incoming_shutdown(
             shardline_raft::process::nodelay_incoming(listener),
             life.stopped(),

@@ -88,7 +88,10 @@ async fn voter_holding(group: &TestGroup, id: u64, keys: u64) -> Result<()> {
         Duration::from_secs(60),
         || async move {
             let lst = leader_status(group).await?;
-            let voter = lst.members.iter().any(|m| m.id == id && m.role != "learner");
+            let voter = lst
+                .members
+                .iter()
+                .any(|m| m.id == id && m.role != "learner");
             let st = group.status(id).await.ok()?;
             (voter && st.key_count == keys).then_some(())
         },

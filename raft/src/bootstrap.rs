@@ -117,7 +117,9 @@ pub async fn initialize_or_join<C: RaftTypes>(
     } else if !args.seeds.is_empty() {
         info!("no --peers and no --join: waiting to be added by an existing member");
         let seeds = args.seeds.clone();
-        Some(tokio::spawn(async move { start.leave_if_listed(&seeds).await }))
+        Some(tokio::spawn(
+            async move { start.leave_if_listed(&seeds).await },
+        ))
     } else {
         warn!("no --peers, --join or --seeds: waiting to be added by an existing member");
         // Nothing to ask: a group that adds it replicates to it from the
@@ -166,7 +168,11 @@ impl<C: RaftTypes> Start<C> {
                 }
                 Found::Unknown { answered } => {
                     if attempt == 1 || attempt % 10 == 0 {
-                        info!(answered, of = members.len(), "waiting for a majority of --peers to tell whether the group exists");
+                        info!(
+                            answered,
+                            of = members.len(),
+                            "waiting for a majority of --peers to tell whether the group exists"
+                        );
                     }
                 }
             }
@@ -355,7 +361,9 @@ mod tests {
     async fn a_failed_start_is_reported_and_a_finished_one_never_is() {
         let mut failed = Startup {
             gate: RaftGate::closed(),
-            deciding: Some(tokio::spawn(async { Err(ApiError::Raft("gave up".into())) })),
+            deciding: Some(tokio::spawn(async {
+                Err(ApiError::Raft("gave up".into()))
+            })),
         };
         assert!(matches!(failed.failure().await, ApiError::Raft(m) if m == "gave up"));
         let mut done = Startup {

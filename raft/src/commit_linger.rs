@@ -78,11 +78,7 @@ where
     }
 
     fn let_through(&mut self, req: AppendEntriesRequest<C>) -> AppendEntriesRequest<C> {
-        let last = req
-            .entries
-            .last()
-            .map(|e| e.log_id)
-            .or(req.prev_log_id);
+        let last = req.entries.last().map(|e| e.log_id).or(req.prev_log_id);
         self.sent_last = Some(last);
         req
     }
@@ -144,7 +140,13 @@ where
         }
         let due = match &mut this.held {
             Some((_, deadline)) => this.ended || deadline.as_mut().poll(cx).is_ready(),
-            None => return if this.ended { Poll::Ready(None) } else { Poll::Pending },
+            None => {
+                return if this.ended {
+                    Poll::Ready(None)
+                } else {
+                    Poll::Pending
+                }
+            }
         };
         match this.held.take() {
             Some((held, _)) if due => Poll::Ready(Some(this.let_through(held))),
@@ -164,7 +166,6 @@ mod tests {
     use tokio::sync::mpsc;
     use tokio::time::Instant;
     use tokio_stream::wrappers::UnboundedReceiverStream;
-
 
     type Req = AppendEntriesRequest<TestTypes>;
 
@@ -204,7 +205,10 @@ mod tests {
         CommitLinger<TestTypes, UnboundedReceiverStream<Req>>,
     ) {
         let (tx, rx) = mpsc::unbounded_channel();
-        (tx, CommitLinger::new(UnboundedReceiverStream::new(rx), linger))
+        (
+            tx,
+            CommitLinger::new(UnboundedReceiverStream::new(rx), linger),
+        )
     }
 
     async fn next(s: &mut CommitLinger<TestTypes, UnboundedReceiverStream<Req>>) -> Option<Req> {

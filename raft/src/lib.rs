@@ -55,9 +55,9 @@ pub mod process;
 pub mod raft_view;
 pub mod read_index;
 pub mod store;
-pub mod transport;
 #[cfg(test)]
 mod test_types;
+pub mod transport;
 
 pub use error::{ApiError, Refusal};
 

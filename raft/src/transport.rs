@@ -80,8 +80,8 @@ impl<C: RaftTypes> RaftService<C> {
             raft,
             gate,
         })
-            .max_decoding_message_size(MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_MESSAGE_BYTES)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES)
     }
 
     /// Refuses Raft calls while the gate is closed.

@@ -115,7 +115,11 @@ pub async fn run(
             group_id: args.group_id,
             address: address.clone(),
         }))
-        .add_service(RaftService::server(args.group_id, raft.clone(), startup.gate()))
+        .add_service(RaftService::server(
+            args.group_id,
+            raft.clone(),
+            startup.gate(),
+        ))
         .serve_with_incoming_shutdown(
             shardline_raft::process::nodelay_incoming(listener),
             life.stopped(),

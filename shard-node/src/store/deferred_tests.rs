@@ -435,6 +435,12 @@ async fn an_apply_may_write_exactly_when_it_takes_the_staged_changes_past_the_bo
     assert_eq!(written_applied(&s), Some(log_id(bound + 1)));
     // One apply with more payload than the byte bound writes at once.
     let big = "x".repeat(MAX_BYTES + 1);
-    assert!(s.sm.deferred().apply_may_write(&[put(bound + 2, "b", &big)]));
-    assert!(!s.sm.deferred().apply_may_write(&[put(bound + 2, "b", "small")]));
+    assert!(s
+        .sm
+        .deferred()
+        .apply_may_write(&[put(bound + 2, "b", &big)]));
+    assert!(!s
+        .sm
+        .deferred()
+        .apply_may_write(&[put(bound + 2, "b", "small")]));
 }
