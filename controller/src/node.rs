@@ -16,7 +16,7 @@ use shardline_raft::read_index::ReadIndex;
 use shardline_raft::store::StoreError;
 use shardline_raft::transport::RaftService;
 use tokio::net::TcpListener;
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
 use crate::config::{ControllerArgs, CONTROLLER_GROUP_ID};
 use crate::error::RunError;
@@ -124,16 +124,7 @@ pub async fn run(
     let grpc_task = tokio::spawn(grpc);
     info!(node_id = args.raft.node_id, %address, mode = %bootstrap.mode, initial_ranges = bootstrap.initial_ranges, "controller member serving");
 
-    let failed = tokio::select! {
-        () = shutdown => None,
-        e = startup.failure() => {
-            error!(error = %e, "could not start the group or join it; stopping");
-            Some(e)
-        }
-    };
-    if failed.is_none() {
-        info!("shutdown requested; handing over leadership and draining in-flight requests");
-    }
+    let failed = startup.until_stopped(shutdown).await;
     shardline_raft::handover::hand_over(
         &raft,
         shardline_raft::handover::WAIT.min(args.raft.shutdown_grace),

@@ -25,14 +25,17 @@
 //!   record, so then the member is not caught.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::time::Duration;
+
+use backon::{BackoffBuilder, ExponentialBuilder};
 
 use openraft::errors::{InitializeError, RaftError};
 use openraft::BasicNode;
 use shardline_proto::pb::admin_client::AdminClient;
 use shardline_proto::pb::{StatusRequest, StatusResponse};
 use tokio::task::JoinHandle;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::args::RaftArgs;
 use crate::error::ApiError;
@@ -44,7 +47,7 @@ use crate::{Raft, RaftTypes};
 /// Deadline of one `Admin.Status` call to a peer.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 /// Rounds of asking the peers before a member without state gives up
-/// deciding whether its group exists (backoff doubling to 2 s: about five
+/// deciding whether its group exists ([`ask_in_rounds`]: about five
 /// minutes).
 pub const DECIDE_ATTEMPTS: u32 = 160;
 
@@ -74,6 +77,23 @@ impl Startup {
             self.deciding = None;
         }
         std::future::pending().await
+    }
+
+    /// Waits for `shutdown`, or for the start to fail (which it logs);
+    /// returns the failure if that came first. Either way the member then
+    /// stops as on a shutdown.
+    pub async fn until_stopped(&mut self, shutdown: impl Future<Output = ()>) -> Option<ApiError> {
+        let failed = tokio::select! {
+            () = shutdown => None,
+            e = self.failure() => {
+                error!(error = %e, "could not start the group or join it; stopping");
+                Some(e)
+            }
+        };
+        if failed.is_none() {
+            info!("shutdown requested; handing over leadership and draining in-flight requests");
+        }
+        failed
     }
 }
 
@@ -117,9 +137,9 @@ pub async fn initialize_or_join<C: RaftTypes>(
     } else if !args.seeds.is_empty() {
         info!("no --peers and no --join: waiting to be added by an existing member");
         let seeds = args.seeds.clone();
-        Some(tokio::spawn(
-            async move { start.leave_if_listed(&seeds).await },
-        ))
+        Some(tokio::spawn(async move {
+            start.leave_if_acknowledged(&seeds).await
+        }))
     } else {
         warn!("no --peers, --join or --seeds: waiting to be added by an existing member");
         // Nothing to ask: a group that adds it replicates to it from the
@@ -155,82 +175,81 @@ enum Found {
 
 impl<C: RaftTypes> Start<C> {
     async fn decide_with_peers(self, members: BTreeMap<u64, String>) -> Result<(), ApiError> {
-        // Short at first: the members of a new group start together, and a
-        // member that asks again only after they elected a leader has to
-        // go through a removal and rejoin.
-        let mut delay = Duration::from_millis(20);
-        for attempt in 1..=DECIDE_ATTEMPTS {
-            match self.probe(&members).await {
-                Found::New => return self.initialize(members).await,
-                Found::Existing { via, listed } => {
-                    warn!(%via, listed, "no state in the data directory but the group has committed entries: joining it as a new member");
-                    return self.rejoin(&via, listed).await;
-                }
-                Found::Unknown { answered } => {
-                    if attempt == 1 || attempt % 10 == 0 {
-                        info!(
-                            answered,
-                            of = members.len(),
-                            "waiting for a majority of --peers to tell whether the group exists"
-                        );
+        let this = &self;
+        let found = ask_in_rounds(|round| {
+            let members = &members;
+            async move {
+                match this.probe(members).await {
+                    Found::Unknown { answered } => {
+                        if round == 1 || round % 10 == 0 {
+                            info!(
+                                answered,
+                                of = members.len(),
+                                "waiting for a majority of --peers to tell whether the group exists"
+                            );
+                        }
+                        None
                     }
+                    found => Some(found),
                 }
             }
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_secs(2));
-        }
-        Err(ApiError::Join {
-            addr: members.values().cloned().collect::<Vec<_>>().join(","),
-            reason: format!(
-                "no majority of --peers answered in {DECIDE_ATTEMPTS} rounds; not starting a group from an empty data directory"
-            ),
         })
+        .await;
+        match found {
+            Some(Found::New) => self.initialize(members).await,
+            Some(Found::Existing { via, listed }) => {
+                warn!(%via, listed, "no state in the data directory but the group has committed entries: joining it as a new member");
+                self.rejoin(&via, listed).await
+            }
+            _ => Err(ApiError::Join {
+                addr: members.values().cloned().collect::<Vec<_>>().join(","),
+                reason: format!(
+                    "no majority of --peers answered in {DECIDE_ATTEMPTS} rounds; not starting a group from an empty data directory"
+                ),
+            }),
+        }
     }
 
     async fn join(self, via: &str) -> Result<(), ApiError> {
-        let mut delay = Duration::from_millis(100);
-        for _ in 1..=DECIDE_ATTEMPTS {
-            if let Some(status) = self.status(via).await {
-                let listed = status.members.iter().any(|m| m.id == self.node_id);
-                return self.rejoin(via, listed).await;
-            }
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_secs(2));
-        }
-        Err(ApiError::Join {
-            addr: via.to_string(),
-            reason: format!("no answer in {DECIDE_ATTEMPTS} rounds"),
-        })
+        let Some(status) = ask_in_rounds(|_| self.status(via)).await else {
+            return Err(ApiError::Join {
+                addr: via.to_string(),
+                reason: format!("no answer in {DECIDE_ATTEMPTS} rounds"),
+            });
+        };
+        let listed = status.members.iter().any(|m| m.id == self.node_id);
+        self.rejoin(via, listed).await
     }
 
     /// For a member that waits to be added: asks the group's leader (found
-    /// through the `seeds`, in turn, with a backoff, up to
-    /// [`DECIDE_ATTEMPTS`] rounds) whether this member had acknowledged
+    /// through the `seeds`, in rounds) whether this member had acknowledged
     /// entries, and if so has it removed, so that whoever adds it back
     /// replicates to it from the start. A member being added right now is
     /// listed too (openraft counts a short log as caught up at once), but
     /// it has acknowledged nothing yet, so it is left alone.
-    async fn leave_if_listed(self, seeds: &[String]) -> Result<(), ApiError> {
-        let mut delay = Duration::from_millis(20);
-        for _ in 1..=DECIDE_ATTEMPTS {
+    async fn leave_if_acknowledged(self, seeds: &[String]) -> Result<(), ApiError> {
+        let this = &self;
+        let found = ask_in_rounds(|_| async move {
             for seed in seeds {
-                let Some((leader, status)) = self.leader_status(seed).await else {
-                    continue;
-                };
-                if acknowledged(self.node_id, &status) {
-                    warn!(via = %leader, "no state in the data directory but the group's leader has entries acknowledged by this member: having it removed, to be added back afresh");
-                    leave_group(&self.pool, &leader, self.node_id, Retry::default()).await?;
+                if let Some(found) = this.leader_status(seed).await {
+                    return Some(found);
                 }
-                self.gate.allow();
-                return Ok(());
             }
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_secs(2));
-        }
-        Err(ApiError::Join {
-            addr: seeds.join(","),
-            reason: format!("no leader found through the seeds in {DECIDE_ATTEMPTS} rounds"),
+            None
         })
+        .await;
+        let Some((leader, status)) = found else {
+            return Err(ApiError::Join {
+                addr: seeds.join(","),
+                reason: format!("no leader found through the seeds in {DECIDE_ATTEMPTS} rounds"),
+            });
+        };
+        if acknowledged(self.node_id, &status) {
+            warn!(via = %leader, "no state in the data directory but the group's leader has entries acknowledged by this member: having it removed, to be added back afresh");
+            leave_group(&self.pool, &leader, self.node_id, Retry::default()).await?;
+        }
+        self.gate.allow();
+        Ok(())
     }
 
     /// The address and status of the leader, as `seed` knows it.
@@ -300,6 +319,33 @@ impl<C: RaftTypes> Start<C> {
             Ok(Ok(response)) => Some(response.into_inner()),
             _ => None,
         }
+    }
+}
+
+/// Calls `ask` (with the round number, from 1) until it answers, waiting
+/// between rounds 20 ms doubling to 2 s with jitter, for up to
+/// [`DECIDE_ATTEMPTS`] rounds; `None` if it never answered. The first waits
+/// are short because the members of a new group start together, and one
+/// that asks again only after the others elected a leader has to go
+/// through a removal and rejoin.
+async fn ask_in_rounds<T, F, Fut>(mut ask: F) -> Option<T>
+where
+    F: FnMut(u32) -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let mut delays = ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(20))
+        .with_max_delay(Duration::from_secs(2))
+        .with_max_times(DECIDE_ATTEMPTS as usize - 1)
+        .with_jitter()
+        .build();
+    let mut round = 1;
+    loop {
+        if let Some(answer) = ask(round).await {
+            return Some(answer);
+        }
+        tokio::time::sleep(delays.next()?).await;
+        round += 1;
     }
 }
 
