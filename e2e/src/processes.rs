@@ -209,6 +209,52 @@ impl Processes {
         self.spawn(id, more)
     }
 
+    /// `kill -9` member `id`, delete its data directory (a wiped or
+    /// re-created volume), and start it again with the same flags.
+    pub fn wipe_and_restart(&mut self, id: u64) -> Result<()> {
+        self.kill(id);
+        std::fs::remove_dir_all(&self.member(id).data_dir)?;
+        self.restart(id)
+    }
+
+    /// The leader's status, as the running members other than `except`
+    /// know the leader (a member without state knows none, so
+    /// [`Processes::wait_for_leader`] would not settle while it runs).
+    pub async fn leader_status_except(&self, except: u64) -> Option<pb::StatusResponse> {
+        for id in self.running().into_iter().filter(|id| *id != except) {
+            let Some(leader) = self.status(id).await.ok().and_then(|s| s.leader_id) else {
+                continue;
+            };
+            let st = self.status(leader).await.ok()?;
+            return (st.state == "leader").then_some(st);
+        }
+        None
+    }
+
+    /// Waits until member `id` is a voter in the leader's view and holds
+    /// `keys` keys; returns its status.
+    pub async fn wait_voter_holding(
+        &self,
+        id: u64,
+        keys: u64,
+        timeout: Duration,
+    ) -> Result<pb::StatusResponse> {
+        wait_until(
+            &format!("member {id} to be a voter holding {keys} keys"),
+            timeout,
+            || async move {
+                let lst = self.leader_status_except(id).await?;
+                let voter = lst
+                    .members
+                    .iter()
+                    .any(|m| m.id == id && m.role != "learner");
+                let st = self.status(id).await.ok()?;
+                (voter && st.key_count == keys).then_some(st)
+            },
+        )
+        .await
+    }
+
     /// Waits for member `id` to exit on its own (e.g. refusing bad flags).
     pub fn wait_exit(&mut self, id: u64, timeout: Duration) -> Result<ExitStatus> {
         let Some(mut c) = self.member_mut(id).child.take() else {

@@ -161,34 +161,11 @@ async fn wiped_member_rejoins(group: &mut TestGroup) -> Result<()> {
         .wait_applied(wiped, before, Duration::from_secs(20))
         .await?;
 
-    group.kill(wiped);
-    let dir = group
-        .members
-        .iter()
-        .find(|m| m.id == wiped)
-        .unwrap()
-        .data_dir
-        .clone();
-    std::fs::remove_dir_all(&dir)?;
-    group.restart(wiped)?;
+    group.wipe_and_restart(wiped)?;
     write_range(&client, 200, 300).await?;
-
-    let group = &*group;
-    shardline_e2e::wait_until(
-        "the wiped member to be a voter holding every key",
-        Duration::from_secs(60),
-        || async move {
-            let leader = group.wait_for_leader(Duration::from_secs(5)).await.ok()?;
-            let lst = group.status(leader).await.ok()?;
-            let voter = lst
-                .members
-                .iter()
-                .any(|m| m.id == wiped && m.role != "learner");
-            let st = group.status(wiped).await.ok()?;
-            (voter && st.key_count == 300).then_some(st)
-        },
-    )
-    .await?;
+    group
+        .wait_voter_holding(wiped, 300, Duration::from_secs(60))
+        .await?;
     let log = group.log_text(wiped);
     ensure!(
         log.contains("joining it as a new member") && log.contains("removed from group"),

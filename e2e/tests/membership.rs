@@ -72,37 +72,8 @@ async fn waiting_member_with_a_wiped_directory_is_removed_and_added_back_afresh(
     Ok(())
 }
 
-/// The leader's status, as member 1 (an initial member) knows the leader.
-/// (`wait_for_leader` wants every running member to agree, and a member
-/// waiting to be added knows no leader.)
-async fn leader_status(group: &TestGroup) -> Option<shardline_proto::pb::StatusResponse> {
-    let leader = group.status(1).await.ok()?.leader_id?;
-    let st = group.status(leader).await.ok()?;
-    (st.state == "leader").then_some(st)
-}
-
-/// Waits until `id` is a voter in the leader's view holding `keys` keys.
-async fn voter_holding(group: &TestGroup, id: u64, keys: u64) -> Result<()> {
-    wait_until(
-        &format!("member {id} to be a voter holding {keys} keys"),
-        Duration::from_secs(60),
-        || async move {
-            let lst = leader_status(group).await?;
-            let voter = lst
-                .members
-                .iter()
-                .any(|m| m.id == id && m.role != "learner");
-            let st = group.status(id).await.ok()?;
-            (voter && st.key_count == keys).then_some(())
-        },
-    )
-    .await
-}
-
 async fn wiped_waiting_member(group: &mut TestGroup) -> Result<()> {
     group.wait_for_leader(Duration::from_secs(20)).await?;
-    // Member 1 must be an initial member for `leader_status`.
-    ensure!(group.members[0].id == 1);
     let client = group.client().await?;
     for i in 0..50 {
         client.put(format!("k{i}"), "v").await?;
@@ -113,18 +84,10 @@ async fn wiped_waiting_member(group: &mut TestGroup) -> Result<()> {
     // The operator's part: add the member once it runs.
     let admin = AdminClient::connect(group.endpoints(), Default::default()).await?;
     admin.add_member(new, &address).await?;
-    voter_holding(group, new, 50).await?;
+    let patience = Duration::from_secs(60);
+    group.wait_voter_holding(new, 50, patience).await?;
 
-    group.kill(new);
-    let dir = group
-        .members
-        .iter()
-        .find(|m| m.id == new)
-        .unwrap()
-        .data_dir
-        .clone();
-    std::fs::remove_dir_all(&dir)?;
-    group.restart(new)?;
+    group.wipe_and_restart(new)?;
     // It has itself removed; the operator then sees it missing and adds it.
     wait_until(
         "the wiped member to be removed",
@@ -132,7 +95,7 @@ async fn wiped_waiting_member(group: &mut TestGroup) -> Result<()> {
         || {
             let g = &*group;
             async move {
-                let st = leader_status(g).await?;
+                let st = g.leader_status_except(new).await?;
                 st.members.iter().all(|m| m.id != new).then_some(())
             }
         },
@@ -142,7 +105,7 @@ async fn wiped_waiting_member(group: &mut TestGroup) -> Result<()> {
         client.put(format!("k{i}"), "v").await?;
     }
     admin.add_member(new, &address).await?;
-    voter_holding(group, new, 60).await?;
+    group.wait_voter_holding(new, 60, patience).await?;
     let log = group.log_text(new);
     ensure!(
         log.matches("having it removed").count() == 1,
