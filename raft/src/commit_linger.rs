@@ -44,8 +44,10 @@ pub struct CommitLinger<C: LogTypes, S> {
     linger: Duration,
     /// Where the last request let through ended; `None` before the first.
     sent_last: Option<Option<LogIdOf<C>>>,
-    /// The commit-only request being held, and when it must go.
-    held: Option<(AppendEntriesRequest<C>, Pin<Box<Sleep>>)>,
+    /// The commit-only request being held.
+    held: Option<AppendEntriesRequest<C>>,
+    /// When the held request must go; one timer, reset for each hold.
+    deadline: Pin<Box<Sleep>>,
     /// A request to let through before polling `inner` again.
     next: Option<AppendEntriesRequest<C>>,
     /// `inner` has ended.
@@ -60,12 +62,14 @@ impl<C: LogTypes, S> CommitLinger<C, S>
 where
     S: Stream<Item = AppendEntriesRequest<C>> + Unpin,
 {
+    /// Wraps `inner`; must be called within a tokio runtime (the timer).
     pub fn new(inner: S, linger: Duration) -> Self {
         CommitLinger {
             inner,
             linger,
             sent_last: None,
             held: None,
+            deadline: Box::pin(tokio::time::sleep(linger)),
             next: None,
             ended: false,
         }
@@ -89,13 +93,15 @@ where
             match &mut self.held {
                 // A newer commit replaces the held one; its deadline stays,
                 // so a run of commit-only requests cannot postpone it.
-                Some((held, _)) => {
+                Some(held) => {
                     if req.leader_commit >= held.leader_commit {
                         *held = req;
                     }
                 }
                 None => {
-                    self.held = Some((req, Box::pin(tokio::time::sleep(self.linger))));
+                    let due = tokio::time::Instant::now() + self.linger;
+                    self.deadline.as_mut().reset(due);
+                    self.held = Some(req);
                 }
             }
             return None;
@@ -103,7 +109,7 @@ where
         match self.held.take() {
             // openraft never lowers the commit within a stream; should a
             // request carry an older one, the held commit goes first.
-            Some((held, _)) if held.leader_commit > req.leader_commit => {
+            Some(held) if held.leader_commit > req.leader_commit => {
                 self.next = Some(req);
                 Some(held)
             }
@@ -138,23 +144,18 @@ where
                 Poll::Pending => break,
             }
         }
-        let due = match &mut this.held {
-            Some((_, deadline)) => this.ended || deadline.as_mut().poll(cx).is_ready(),
-            None => {
-                return if this.ended {
-                    Poll::Ready(None)
-                } else {
-                    Poll::Pending
-                }
-            }
-        };
-        match this.held.take() {
-            Some((held, _)) if due => Poll::Ready(Some(this.let_through(held))),
-            held => {
-                this.held = held;
+        if this.held.is_none() {
+            return if this.ended {
+                Poll::Ready(None)
+            } else {
                 Poll::Pending
-            }
+            };
         }
+        if this.ended || this.deadline.as_mut().poll(cx).is_ready() {
+            let held = this.held.take().expect("checked above");
+            return Poll::Ready(Some(this.let_through(held)));
+        }
+        Poll::Pending
     }
 }
 
