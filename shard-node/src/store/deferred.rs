@@ -232,12 +232,12 @@ impl AppliedState {
     }
 }
 
-/// Approximate payload of an entry (keys and values), for [`MAX_BYTES`].
 /// Whether `entries` staged entries holding `bytes` of payload are written.
 fn write_due(entries: usize, bytes: usize) -> bool {
     entries > MAX_ENTRIES || bytes > MAX_BYTES
 }
 
+/// Approximate payload of an entry (keys and values), for [`MAX_BYTES`].
 fn payload_bytes(entry: &Entry) -> usize {
     match &entry.payload {
         EntryPayload::Normal(proposal) => proposal.commands.iter().map(|c| c.weight()).sum(),
